@@ -1,0 +1,70 @@
+"""The FastAPI application: routers, error mapping, and the runtime in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from payport import __version__
+from payport.config import Settings
+from payport.errors import PayportError
+from payport.http import BodySizeLimit, payport_error_handler, validation_error_handler
+from payport.messaging.api import router as messaging_router
+from payport.payments.api import router as payments_router
+from payport.payments.legacy_api import router as legacy_router
+from payport.providers.sandbox import sandbox_router
+from payport.runtime import Runtime
+from payport.webhooks.api import router as webhooks_router
+
+
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, run_worker: bool = True
+) -> FastAPI:
+    """Build the app; with `run_worker` the command worker runs inside it (`payport serve`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        active = runtime or Runtime(settings)
+        app.state.runtime = active
+        app.state.provider = active.provider
+        if run_worker and owned:
+            active.start_worker()
+        try:
+            yield
+        finally:
+            if owned:
+                await active.stop()
+
+    app = FastAPI(
+        title="payport",
+        version=__version__,
+        summary="Escrow payments for event-driven marketplaces",
+        lifespan=lifespan,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+        app.state.provider = runtime.provider
+    app.add_exception_handler(PayportError, payport_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in (legacy_router, payments_router, messaging_router, webhooks_router,
+                   sandbox_router):  # fmt: skip
+        app.include_router(router)
+
+    @app.get("/health/ready", tags=["CampusG contract"])
+    async def ready() -> JSONResponse:
+        active: Runtime = app.state.runtime
+        try:
+            async with active.db.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ready", "database": "up"})
+
+    return app

@@ -1,0 +1,133 @@
+"""Settings, read once from the environment and `.env`, validated at start-up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from payport.money import is_known_currency
+
+SQLITE_DEFAULT_URL = "sqlite:///./payport.db"
+
+
+class ProviderName(StrEnum):
+    SANDBOX = "sandbox"
+    STRIPE = "stripe"
+
+
+class TransportName(StrEnum):
+    LOCAL = "local"
+    KAFKA = "kafka"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every knob payport has; the names are part of the product (see README)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = Field(default=SQLITE_DEFAULT_URL, alias="DATABASE_URL")
+    env: Environment = Field(default=Environment.DEVELOPMENT, alias="PAYPORT_ENV")
+    provider: ProviderName = Field(default=ProviderName.SANDBOX, alias="PAYPORT_PROVIDER")
+    transport: TransportName = Field(default=TransportName.LOCAL, alias="PAYPORT_TRANSPORT")
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    commands_topic: str = Field(default="payment_commands", alias="PAYMENT_COMMANDS_TOPIC")
+    events_topic: str = Field(default="payment_events", alias="PAYMENT_EVENTS_TOPIC")
+    consumer_group: str = Field(default="payment-service-group", alias="PAYMENT_CONSUMER_GROUP")
+    stripe_secret_key: SecretStr | None = Field(default=None, alias="STRIPE_SECRET_KEY")
+    stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, alias="STRIPE_WEBHOOK_SECRET"
+    )
+    stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
+    default_currency: str = Field(default="usd", alias="DEFAULT_CURRENCY")
+    platform_fee_bps: int = Field(default=0, ge=0, le=10_000, alias="PLATFORM_FEE_BPS")
+    host: str = Field(default="127.0.0.1", alias="HOST")
+    port: int = Field(default=3003, ge=1, le=65_535, alias="PORT")
+    public_url: str | None = Field(default=None, alias="PAYPORT_PUBLIC_URL")
+    max_in_flight: int = Field(default=256, ge=1, le=100_000, alias="PAYPORT_MAX_IN_FLIGHT")
+    sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000, alias="PAYPORT_SANDBOX_LATENCY_MS")
+    sandbox_failure_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, alias="PAYPORT_SANDBOX_FAILURE_RATE"
+    )
+    sandbox_webhook_url: str | None = Field(default=None, alias="PAYPORT_SANDBOX_WEBHOOK_URL")
+    webhook_tolerance_s: int = Field(default=300, ge=1, alias="PAYPORT_WEBHOOK_TOLERANCE")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="PAYPORT_MAX_BODY_BYTES")
+    log_level: str = Field(default="INFO", alias="PAYPORT_LOG_LEVEL")
+
+    @field_validator("default_currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        code = value.strip().lower()
+        if not is_known_currency(code):
+            raise ValueError(f"unknown ISO 4217 currency {value!r}")
+        return code
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgres")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("stripe_webhook_secret", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        """Several comma-separated secrets are accepted so a secret can be rolled."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def check_production(self) -> None:
+        """Refuse configurations that would be unsafe with real money."""
+        if self.env is not Environment.PRODUCTION:
+            return
+        if self.provider is ProviderName.SANDBOX:
+            raise ConfigError("PAYPORT_PROVIDER", "sandbox cannot run with PAYPORT_ENV=production")
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        if not key:
+            raise ConfigError("STRIPE_SECRET_KEY", "is required in production")
+        if key.startswith(("sk_test_", "rk_test_")):
+            raise ConfigError("STRIPE_SECRET_KEY", "is a test key; production needs a live key")
+        if not self.stripe_webhook_secret:
+            raise ConfigError("STRIPE_WEBHOOK_SECRET", "is required in production")
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line naming the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's report into one line that names the variable."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = str(first["loc"][0]) if first["loc"] else "configuration"
+        raise ConfigError(variable.upper(), first["msg"]) from None
+    settings.check_production()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Commands in, events out: the envelope, the inbox, the outbox and the transports."""

@@ -1,0 +1,152 @@
+"""The local transport: commands and events in the database, for the embedded default."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payport.db import Database, utcnow
+from payport.errors import PayportError
+from payport.messaging.dispatch import KeyedDispatcher
+from payport.messaging.envelope import parse_envelope, target_of
+from payport.messaging.models import LocalCommand, OutboxEvent
+from payport.payments.handlers import PaymentsContext, handle_command
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_command(session: AsyncSession, body: bytes, key: str | None) -> LocalCommand:
+    command = LocalCommand(key=key, body=body.decode(), status="pending")
+    session.add(command)
+    return command
+
+
+class LocalCommandConsumer:
+    """Reads pending commands in id order and runs them through the keyed dispatcher."""
+
+    def __init__(self, ctx: PaymentsContext, *, max_in_flight: int, batch: int = 500) -> None:
+        self._ctx = ctx
+        self._dispatcher = KeyedDispatcher(max_in_flight)
+        self._batch = batch
+        self._in_flight: set[int] = set()
+        self._finished: list[tuple[int, str, str | None]] = []
+
+    async def poll_once(self) -> int:
+        """Dispatch what is pending; returns how many commands were started."""
+        await self.flush()
+        async with self._ctx.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(LocalCommand.id, LocalCommand.body)
+                    .where(LocalCommand.status == "pending")
+                    .order_by(LocalCommand.id)
+                    .limit(self._batch + len(self._in_flight))
+                )
+            ).all()
+        started = 0
+        for command_id, body in rows:
+            if command_id in self._in_flight:
+                continue
+            self._in_flight.add(command_id)
+            await self._dispatch(command_id, body)
+            started += 1
+        return started
+
+    async def _dispatch(self, command_id: int, body: str) -> None:
+        try:
+            envelope = parse_envelope(body)
+        except PayportError as error:
+            self._finish(command_id, "dead", error.message)
+            return
+        key = target_of(envelope) or f"command:{command_id}"
+
+        async def job() -> None:
+            try:
+                await handle_command(self._ctx, envelope, source_ref=f"local:{command_id}")
+            except Exception as exc:
+                log.exception("command failed command_id=%s; will retry", command_id)
+                self._in_flight.discard(command_id)
+                raise exc from None
+            self._finish(command_id, "done", None)
+
+        await self._dispatcher.submit(key, job)
+
+    def _finish(self, command_id: int, status: str, error: str | None) -> None:
+        self._finished.append((command_id, status, error))
+
+    async def flush(self) -> None:
+        """Mark finished commands in one statement instead of one transaction each."""
+        if not self._finished:
+            return
+        finished, self._finished = self._finished, []
+        async with self._ctx.db.transaction() as session:
+            await session.execute(
+                update(LocalCommand.__table__)
+                .where(LocalCommand.__table__.c.id == bindparam("cid"))
+                .values(status=bindparam("st"), error=bindparam("err"), processed_at=utcnow()),
+                [{"cid": cid, "st": st, "err": err} for cid, st, err in finished],
+            )
+        for command_id, _status, _error in finished:
+            self._in_flight.discard(command_id)
+
+    async def join(self) -> None:
+        await self._dispatcher.join()
+        await self.flush()
+
+
+class EventPublisher:
+    """Where the relay sends events; the local transport keeps them in the database."""
+
+    async def publish(self, events: Sequence[tuple[str | None, str]]) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def relay_once(db: Database, publisher: EventPublisher, *, limit: int = 1000) -> int:
+    """Publish unpublished outbox rows and stamp them with a publish sequence number."""
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(OutboxEvent.id, OutboxEvent.key, OutboxEvent.body)
+                .where(OutboxEvent.publish_seq.is_(None))
+                .order_by(OutboxEvent.id)
+                .limit(limit)
+            )
+        ).all()
+    if not rows:
+        return 0
+    await publisher.publish([(key, body) for _id, key, body in rows])
+    async with db.transaction() as session:
+        last = (await session.execute(select(func.max(OutboxEvent.publish_seq)))).scalar() or 0
+        now = utcnow()
+        await session.execute(
+            update(OutboxEvent.__table__)
+            .where(OutboxEvent.__table__.c.id == bindparam("oid"))
+            .values(publish_seq=bindparam("seq"), published_at=now),
+            [{"oid": row_id, "seq": last + i} for i, (row_id, _k, _b) in enumerate(rows, 1)],
+        )
+    return len(rows)
+
+
+async def list_events(
+    session: AsyncSession, *, after: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Published events after a cursor, in publish order; returns (events, next cursor)."""
+    rows = (
+        await session.execute(
+            select(OutboxEvent.publish_seq, OutboxEvent.body)
+            .where(OutboxEvent.publish_seq > after)
+            .order_by(OutboxEvent.publish_seq)
+            .limit(limit)
+        )
+    ).all()
+    events = [orjson.loads(body) for _seq, body in rows]
+    cursor = rows[-1][0] if rows else after
+    return events, int(cursor)

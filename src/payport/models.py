@@ -1,0 +1,28 @@
+"""Every table, imported in one place so metadata and migrations see them all."""
+
+from payport.db import Base
+from payport.idempotency import IdempotencyRecord
+from payport.messaging.models import InboxEntry, LocalCommand, OutboxEvent, WorkerLease
+from payport.payments.models import Payment
+from payport.providers.sandbox.models import (
+    SandboxIdempotencyRecord,
+    SandboxObject,
+    SandboxState,
+    SandboxWebhookDelivery,
+)
+from payport.webhooks.models import ProviderEvent
+
+__all__ = [
+    "Base",
+    "IdempotencyRecord",
+    "InboxEntry",
+    "LocalCommand",
+    "OutboxEvent",
+    "Payment",
+    "ProviderEvent",
+    "SandboxIdempotencyRecord",
+    "SandboxObject",
+    "SandboxState",
+    "SandboxWebhookDelivery",
+    "WorkerLease",
+]

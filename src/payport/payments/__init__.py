@@ -1,0 +1,1 @@
+"""Escrow payments: authorize (hold), release (capture + transfer), revert (cancel/refund)."""

@@ -1,0 +1,161 @@
+"""CampusG's HTTP routes, exactly as CONTRACT.md pins them down (no prefix)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+
+from payport.http import FastJSONResponse, RuntimeDep
+from payport.messaging.envelope import envelope_from_document, now_iso
+from payport.money import Money
+from payport.payments import repository
+from payport.payments.models import Payment
+from payport.payments.states import PaymentStatus
+from payport.payments.views import legacy_payment
+
+router = APIRouter(tags=["CampusG contract"])
+
+
+def _failure(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"success": False, "error": code, "message": message}
+    if field:
+        body["field"] = field
+    return FastJSONResponse(body, status_code=status)
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "healthy"}
+
+
+@router.get("/payment/{order_id}/status")
+async def payment_status(order_id: str, runtime: RuntimeDep) -> JSONResponse:
+    async with runtime.db.read() as session:
+        payment = await repository.get_by_order_id(session, order_id)
+    if payment is None:
+        return _failure(404, "NOT_FOUND", f"no payment for order {order_id}")
+    return FastJSONResponse({"success": True, "payment": legacy_payment(payment)})
+
+
+@router.get("/payment/{payment_id}/details")
+async def payment_details(payment_id: str, runtime: RuntimeDep) -> JSONResponse:
+    async with runtime.db.read() as session:
+        payment = await repository.get(session, payment_id)
+    if payment is None:
+        return _failure(404, "NOT_FOUND", f"payment {payment_id} not found")
+    return FastJSONResponse({"success": True, "payment": legacy_payment(payment)})
+
+
+def _major_total(rows: list[tuple[str, int | None]]) -> float:
+    """Sum per currency in minor units, then convert each exactly to major units."""
+    total = sum((Money(int(amount or 0), currency).to_major() for currency, amount in rows),
+                Decimal(0))  # fmt: skip
+    return float(total)
+
+
+@router.get("/history/{user_id}")
+async def history(user_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    spent_statuses = (PaymentStatus.AUTHORIZED.value, PaymentStatus.SUCCEEDED.value)
+    async with runtime.db.read() as session:
+        spent = (
+            await session.execute(
+                select(Payment.currency, func.sum(Payment.amount_minor), func.count())
+                .where(Payment.customer_user_id == user_id, Payment.status.in_(spent_statuses))
+                .group_by(Payment.currency)
+            )
+        ).all()
+        earned = (
+            await session.execute(
+                select(Payment.currency, func.sum(Payment.transfer_amount_minor), func.count())
+                .where(Payment.runner_id == user_id,
+                       Payment.status == PaymentStatus.SUCCEEDED.value)
+                .group_by(Payment.currency)
+            )
+        ).all()  # fmt: skip
+    return {
+        "userId": user_id,
+        "totalSpent": _major_total([(c, a) for c, a, _n in spent]),
+        "totalEarned": _major_total([(c, a) for c, a, _n in earned]),
+        "spentCount": sum(n for _c, _a, n in spent),
+        "earnedCount": sum(n for _c, _a, n in earned),
+    }
+
+
+async def _json_body(request: Request) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+    """An optional JSON object body; callers of revert send none at all."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}, None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, _failure(400, "INVALID_PAYLOAD", "body is not valid JSON", "body")
+    if not isinstance(body, dict):
+        return None, _failure(400, "INVALID_PAYLOAD", "body must be a JSON object", "body")
+    return body, None
+
+
+async def _queue(
+    runtime: RuntimeDep, kind: str, payload: dict[str, Any], correlation_id: str
+) -> None:
+    document = {"type": kind, "correlation_id": correlation_id, "timestamp": now_iso(),
+                "payload": payload}  # fmt: skip
+    envelope = envelope_from_document(document)
+    await runtime.bus.submit(envelope, orjson.dumps(document))
+
+
+async def _existing(runtime: RuntimeDep, payment_id: str) -> Payment | None:
+    async with runtime.db.read() as session:
+        return await repository.get(session, payment_id)
+
+
+@router.post("/payment/{payment_id}/release", status_code=202)
+async def release(payment_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+    body, error = await _json_body(request)
+    if error is not None or body is None:
+        return error or _failure(400, "INVALID_PAYLOAD", "body required")
+    for field in ("runner_id", "runner_connect_account_id"):
+        if not isinstance(body.get(field), str) or not body[field]:
+            return _failure(400, "INVALID_PAYLOAD", f"`{field}` is required", field)
+    if not body["runner_connect_account_id"].startswith("acct_"):
+        return _failure(400, "INVALID_PAYLOAD", "`runner_connect_account_id` must be acct_…",
+                        "runner_connect_account_id")  # fmt: skip
+    if await _existing(runtime, payment_id) is None:
+        return _failure(404, "NOT_FOUND", f"payment {payment_id} not found")
+    correlation_id = str(body.get("correlation_id") or uuid.uuid4())
+    payload = {"payment_id": payment_id, "runner_id": body["runner_id"],
+               "runner_connect_account_id": body["runner_connect_account_id"]}  # fmt: skip
+    await _queue(runtime, "release_payment", payload, correlation_id)
+    return FastJSONResponse(
+        {"success": True, "message": "release_payment command queued",
+         "correlation_id": correlation_id, "payment_id": payment_id},
+        status_code=202,
+    )  # fmt: skip
+
+
+@router.post("/payment/{payment_id}/revert", status_code=202)
+async def revert(payment_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+    body, error = await _json_body(request)
+    if error is not None or body is None:
+        return error or _failure(400, "INVALID_PAYLOAD", "body must be a JSON object")
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        return _failure(400, "INVALID_PAYLOAD", "`reason` must be a string", "reason")
+    if await _existing(runtime, payment_id) is None:
+        return _failure(404, "NOT_FOUND", f"payment {payment_id} not found")
+    correlation_id = str(body.get("correlation_id") or uuid.uuid4())
+    payload: dict[str, Any] = {"payment_id": payment_id}
+    if reason:
+        payload["reason"] = reason
+    await _queue(runtime, "revert_payment", payload, correlation_id)
+    return FastJSONResponse(
+        {"success": True, "message": "revert_payment command queued",
+         "correlation_id": correlation_id, "payment_id": payment_id},
+        status_code=202,
+    )  # fmt: skip

@@ -1,0 +1,220 @@
+"""Decisions about payments, inside the caller's transaction (services never commit).
+
+Every state change goes through `_move`, which checks the transition table,
+and every outcome leaves as an outbox event written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payport.errors import CardError, PayportError
+from payport.messaging.envelope import Event
+from payport.messaging.models import InboxEntry
+from payport.messaging.outbox import emit
+from payport.money import Money
+from payport.payments import events, repository
+from payport.payments.models import Payment
+from payport.payments.schemas import AuthorizeCommand
+from payport.payments.states import PaymentStatus, can_transition, check_transition
+from payport.providers import base
+
+S = PaymentStatus
+
+
+def command_key(kind: str, target: str, correlation_id: str) -> str:
+    """A distinct command is its type, its order or payment, and its correlation id."""
+    return f"{kind}:{target}:{correlation_id}"
+
+
+def open_entry(
+    session: AsyncSession,
+    *,
+    kind: str,
+    target: str,
+    correlation_id: str,
+    payment_id: str | None,
+    status: str,
+) -> InboxEntry:
+    entry = InboxEntry(
+        command_key=command_key(kind, target, correlation_id),
+        command_type=kind,
+        target=target,
+        correlation_id=correlation_id,
+        payment_id=payment_id,
+        status=status,
+    )
+    session.add(entry)
+    return entry
+
+
+def answer(
+    session: AsyncSession, entry: InboxEntry, event_type: str, payload: dict[str, Any]
+) -> Event:
+    """Publish the one outcome of a command and record it for replays."""
+    event = emit(
+        session, event_type, payload, correlation_id=entry.correlation_id,
+        key=payload.get("order_id") or entry.target,
+    )  # fmt: skip
+    entry.status = "done"
+    entry.outcome_event_id = event.event_id
+    entry.outcome = orjson.dumps(event.body).decode()
+    return event
+
+
+def create_payment(session: AsyncSession, command: AuthorizeCommand, correlation_id: str) -> Payment:
+    payment = Payment(
+        id=str(uuid.uuid4()),
+        order_id=command.order_id,
+        customer_user_id=command.customer_user_id,
+        provider_customer_id=command.provider_customer_id,
+        payment_method_id=command.payment_method_id,
+        amount_minor=command.amount.amount_minor,
+        currency=command.amount.currency,
+        description=command.description,
+        return_url=command.return_url,
+        status=S.INITIATING.value,
+        correlation_id=correlation_id,
+        amount_captured_minor=0,
+        fee_minor=0,
+        transfer_amount_minor=0,
+        amount_refunded_minor=0,
+        disputed=False,
+    )
+    session.add(payment)
+    return payment
+
+
+def _move(payment: Payment, target: PaymentStatus) -> None:
+    payment.status = check_transition(payment.payment_status, target).value
+
+
+async def _answer_authorize(
+    session: AsyncSession, payment: Payment, event_type: str, payload: dict[str, Any]
+) -> list[Event]:
+    """Settle every authorize command waiting on this payment; announce it once if none."""
+    waiting = await repository.waiting_entries(session, payment.id)
+    if waiting:
+        return [answer(session, entry, event_type, payload) for entry in waiting]
+    return [
+        emit(session, event_type, payload, correlation_id=payment.correlation_id or payment.id,
+             key=payment.order_id)
+    ]  # fmt: skip
+
+
+def outcome_for_settled(payment: Payment) -> tuple[str, dict[str, Any]] | None:
+    """What a new authorize command for an already-settled payment is told."""
+    status = payment.payment_status
+    if status in (S.INITIATING, S.REQUIRES_ACTION):
+        return None
+    if status is S.FAILED:
+        error = PayportError(payment.failure_message or "payment failed")
+        error.code = payment.failure_code or "PROCESSING_ERROR"
+        return events.FAILED, events.failed(error, payment=payment)
+    return events.AUTHORIZED, events.authorized(payment)
+
+
+def _status_for_intent(intent: base.IntentView) -> PaymentStatus | None:
+    if intent.status in (base.PI_REQUIRES_CAPTURE, base.PI_SUCCEEDED):
+        return S.AUTHORIZED
+    if intent.status == base.PI_REQUIRES_ACTION:
+        return S.REQUIRES_ACTION
+    if intent.status in (base.PI_REQUIRES_PAYMENT_METHOD, base.PI_CANCELED):
+        return S.FAILED
+    return None
+
+
+def _intent_failure(intent: base.IntentView) -> PayportError:
+    if intent.status == base.PI_CANCELED:
+        error = PayportError(
+            f"payment intent was canceled ({intent.cancellation_reason or 'unknown reason'})"
+        )
+        error.code = "PAYMENT_CANCELED"
+        return error
+    return CardError(
+        intent.last_error_message or "the card could not be authorized",
+        stripe_code=intent.last_error_code,
+        decline_code=intent.last_decline_code,
+    )
+
+
+async def apply_intent(session: AsyncSession, payment: Payment, intent: base.IntentView) -> list[Event]:
+    """Bring a payment in line with its PaymentIntent as the provider reports it now.
+
+    Used after authorize, for webhooks and by reconciliation; a stale or
+    out-of-order view never moves a payment backwards.
+    """
+    if payment.payment_intent_id is None:
+        payment.payment_intent_id = intent.id
+    if intent.latest_charge:
+        payment.charge_id = intent.latest_charge
+    target = _status_for_intent(intent)
+    current = payment.payment_status
+    if target is None or target is current:
+        return []
+    if current in (S.AUTHORIZED, S.REQUIRES_ACTION) and intent.status == base.PI_CANCELED:
+        if payment.revert_reason is not None:
+            return await complete_revert(session, payment)
+    if not can_transition(current, target):
+        return []
+    if target is S.REQUIRES_ACTION:
+        _move(payment, target)
+        payment.next_action_url = intent.next_action_url
+        return []
+    if target is S.AUTHORIZED:
+        _move(payment, target)
+        payment.next_action_url = None
+        return await _answer_authorize(
+            session, payment, events.AUTHORIZED, events.authorized(payment)
+        )
+    return await fail_payment(session, payment, _intent_failure(intent))
+
+
+async def fail_payment(session: AsyncSession, payment: Payment, error: PayportError) -> list[Event]:
+    """An authorization that ended without money held: FAILED, and every waiter told."""
+    _move(payment, S.FAILED)
+    payment.failure_code = error.code
+    payment.failure_message = error.message
+    return await _answer_authorize(session, payment, events.FAILED, events.failed(error, payment=payment))
+
+
+def release_fee(payment: Payment, platform_fee_bps: int) -> tuple[int, int]:
+    """(platform fee, runner's share) of what was captured; the fee rounds down."""
+    captured = Money(payment.amount_captured_minor, payment.currency)
+    fee = captured.fee(platform_fee_bps)
+    return fee.amount_minor, (captured - fee).amount_minor
+
+
+def record_capture(payment: Payment, intent: base.IntentView) -> None:
+    payment.amount_captured_minor = intent.amount_received
+    if intent.latest_charge:
+        payment.charge_id = intent.latest_charge
+
+
+async def complete_release(
+    session: AsyncSession, payment: Payment, transfer: base.TransferView, *, fee_minor: int
+) -> list[Event]:
+    _move(payment, S.SUCCEEDED)
+    payment.transfer_id = transfer.id
+    payment.transfer_amount_minor = transfer.amount_minor
+    payment.fee_minor = fee_minor
+    payment.failure_code = None
+    payment.failure_message = None
+    return []
+
+
+async def complete_revert(session: AsyncSession, payment: Payment) -> list[Event]:
+    """REVERTED; authorize commands still waiting (3-D Secure) learn it failed."""
+    was_pending = payment.payment_status is S.REQUIRES_ACTION
+    _move(payment, S.REVERTED)
+    if was_pending:
+        error = PayportError("payment was reverted before authentication completed")
+        error.code = "PAYMENT_REVERTED"
+        waiting = await repository.waiting_entries(session, payment.id)
+        return [answer(session, entry, events.FAILED, events.failed(error, payment=payment))
+                for entry in waiting]  # fmt: skip
+    return []

@@ -1,0 +1,197 @@
+"""Stripe-shaped JSON objects: ids, builders, the views payport reads, and stored error bodies."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from payport.money import Money
+from payport.providers.base import (
+    STRIPE_API_VERSION,
+    IntentView,
+    ProviderCardError,
+    ProviderError,
+    ProviderIdempotencyError,
+    ProviderInvalidRequest,
+    RefundView,
+    TransferReversalView,
+    TransferView,
+)
+
+JSON = dict[str, Any]
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+_ERROR_TYPES: dict[str, type[ProviderError]] = {
+    ProviderCardError.error_type: ProviderCardError,
+    ProviderInvalidRequest.error_type: ProviderInvalidRequest,
+    ProviderIdempotencyError.error_type: ProviderIdempotencyError,
+}
+_CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    """A Stripe-like id (`pi_3Nx…`); random from `secrets` so processes never collide."""
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def format_amount(amount_minor: int, currency: str) -> str:
+    """`$12.34` as Stripe writes amounts in error messages (exact, no float)."""
+    major = Money(amount_minor, currency).to_major()
+    symbol = _CURRENCY_SYMBOLS.get(currency)
+    return f"{symbol}{major}" if symbol else f"{major} {currency.upper()}"
+
+
+def list_object(url: str, data: list[JSON] | None = None) -> JSON:
+    items = data or []
+    return {
+        "object": "list",
+        "data": items,
+        "has_more": False,
+        "total_count": len(items),
+        "url": url,
+    }
+
+
+def event_object(
+    event_type: str, obj: Mapping[str, Any], *, now: datetime, request_id: str, key: str | None
+) -> JSON:
+    """A webhook event; `data.object` is a snapshot of the object right after the change."""
+    return {
+        "id": new_id("evt_"),
+        "object": "event",
+        "api_version": STRIPE_API_VERSION,
+        "created": unix(now),
+        "data": {"object": dict(obj)},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": request_id, "idempotency_key": key},
+        "type": event_type,
+    }
+
+
+def intent_view(pi: Mapping[str, Any]) -> IntentView:
+    error = pi.get("last_payment_error") or {}
+    return IntentView(
+        id=pi["id"],
+        status=pi["status"],
+        amount_minor=pi["amount"],
+        currency=pi["currency"],
+        amount_capturable=pi["amount_capturable"],
+        amount_received=pi["amount_received"],
+        latest_charge=pi.get("latest_charge"),
+        next_action_url=redirect_url(pi),
+        last_error_code=error.get("code"),
+        last_decline_code=error.get("decline_code"),
+        last_error_message=error.get("message"),
+        cancellation_reason=pi.get("cancellation_reason"),
+        metadata=dict(pi.get("metadata") or {}),
+        raw=pi,
+    )
+
+
+def redirect_url(pi: Mapping[str, Any]) -> str | None:
+    """The 3-D Secure page the customer must visit, if the intent waits for one."""
+    action = pi.get("next_action") or {}
+    if action.get("type") != "redirect_to_url":
+        return None
+    url: str | None = action["redirect_to_url"].get("url")
+    return url
+
+
+def return_url(pi: Mapping[str, Any]) -> str | None:
+    """Where the customer goes back to after 3-D Secure, if the caller gave one."""
+    action = pi.get("next_action") or {}
+    if action.get("type") != "redirect_to_url":
+        return None
+    url: str | None = action["redirect_to_url"].get("return_url")
+    return url
+
+
+def refund_view(refund: Mapping[str, Any]) -> RefundView:
+    return RefundView(
+        id=refund["id"],
+        status=refund["status"],
+        amount_minor=refund["amount"],
+        currency=refund["currency"],
+        payment_intent=refund.get("payment_intent"),
+        charge=refund.get("charge"),
+        reason=refund.get("reason"),
+        raw=refund,
+    )
+
+
+def transfer_view(transfer: Mapping[str, Any]) -> TransferView:
+    return TransferView(
+        id=transfer["id"],
+        amount_minor=transfer["amount"],
+        currency=transfer["currency"],
+        destination=transfer["destination"],
+        amount_reversed=transfer["amount_reversed"],
+        reversed=transfer["reversed"],
+        transfer_group=transfer.get("transfer_group"),
+        source_transaction=transfer.get("source_transaction"),
+        raw=transfer,
+    )
+
+
+def reversal_view(reversal: Mapping[str, Any]) -> TransferReversalView:
+    return TransferReversalView(
+        id=reversal["id"], transfer=reversal["transfer"], amount_minor=reversal["amount"],
+        raw=reversal,
+    )  # fmt: skip
+
+
+def resource_missing(kind: str, object_id: str, *, param: str = "id") -> ProviderInvalidRequest:
+    """Stripe's 404 for an id it does not know."""
+    error = ProviderInvalidRequest(
+        f"No such {kind}: '{object_id}'", code="resource_missing", param=param
+    )
+    error.http_status = 404
+    return error
+
+
+def unexpected_state(pi: Mapping[str, Any], action: str) -> ProviderInvalidRequest:
+    """Stripe's answer to an action the intent's status does not allow."""
+    return ProviderInvalidRequest(
+        f"This PaymentIntent could not be {action} because it has a status of {pi['status']}.",
+        code="payment_intent_unexpected_state",
+        payment_intent=intent_view(pi),
+    )
+
+
+def error_body(error: ProviderError) -> JSON:
+    """Stripe's `{"error": {…}}` body, kept so an idempotent replay raises the same error."""
+    intent = error.payment_intent
+    return {
+        "error": {
+            "type": error.error_type,
+            "code": error.code,
+            "decline_code": error.decline_code,
+            "message": error.message,
+            "param": error.param,
+            "payment_intent": dict(intent.raw) if intent is not None else None,
+        }
+    }
+
+
+def error_from_body(http_status: int, body: Mapping[str, Any]) -> ProviderError:
+    """Rebuild the error an earlier request raised, from its stored body."""
+    fields = body["error"]
+    error_class = _ERROR_TYPES.get(fields["type"], ProviderError)
+    intent = fields.get("payment_intent")
+    error = error_class(
+        fields["message"],
+        code=fields.get("code"),
+        decline_code=fields.get("decline_code"),
+        param=fields.get("param"),
+        payment_intent=intent_view(intent) if intent else None,
+    )
+    error.http_status = http_status
+    return error

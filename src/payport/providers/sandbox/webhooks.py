@@ -1,0 +1,133 @@
+"""Delivers the sandbox's recorded events to payport's webhook endpoint, signed like Stripe.
+
+Deliveries are claimed (leased) in one short transaction and POSTed outside it, so a slow
+receiver never holds the database; several processes can run deliverers side by side.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import func, select
+
+from payport.db import Database, utcnow
+from payport.providers.sandbox.models import SandboxWebhookDelivery
+from payport.providers.sandbox.provider import SandboxProvider
+from payport.webhooks.signature import signature_header
+
+# A claimed delivery is not picked again for this long, even if its process dies mid-POST.
+_LEASE = timedelta(seconds=60)
+_MAX_BACKOFF_S = 300
+# Given-up deliveries park here: never due again, easy to tell apart from pending ones.
+GIVEN_UP_AT = datetime(9999, 1, 1, tzinfo=UTC)
+_ERROR_TEXT_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    id: int
+    body: str
+
+
+class SandboxWebhookDeliverer:
+    """POSTs due events in id order; 2xx marks them delivered, anything else backs off."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        provider: SandboxProvider,
+        url: str,
+        client: httpx.AsyncClient,
+        max_attempts: int = 8,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._db = db
+        self._provider = provider
+        self._url = url
+        self._client = client
+        self._max_attempts = max_attempts
+        self._rng = random.Random()
+
+    async def deliver_due(self, limit: int = 100) -> int:
+        """Attempt every due delivery (up to `limit`); return how many were attempted."""
+        due = await self._claim_due(limit)
+        if not due:
+            return 0
+        secret = await self._provider.webhook_secret()
+        for delivery in due:
+            error = await self._post(delivery.body.encode(), secret)
+            await self._record_attempt(delivery.id, error)
+        return len(due)
+
+    async def pending_count(self) -> int:
+        """Events not delivered yet and not given up on."""
+        async with self._db.read() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(SandboxWebhookDelivery)
+                .where(
+                    SandboxWebhookDelivery.delivered_at.is_(None),
+                    SandboxWebhookDelivery.next_attempt_at < GIVEN_UP_AT,
+                )
+            )
+        return int(count or 0)
+
+    async def _claim_due(self, limit: int) -> list[_Due]:
+        now = utcnow()
+        async with self._db.transaction() as session:
+            rows = (
+                await session.scalars(
+                    select(SandboxWebhookDelivery)
+                    .where(
+                        SandboxWebhookDelivery.delivered_at.is_(None),
+                        SandboxWebhookDelivery.next_attempt_at <= now,
+                    )
+                    .order_by(SandboxWebhookDelivery.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                row.next_attempt_at = now + _LEASE
+            return [_Due(row.id, row.body) for row in rows]
+
+    async def _post(self, payload: bytes, secret: str) -> str | None:
+        """None on a 2xx answer, else what went wrong (network errors included)."""
+        headers = {
+            "Content-Type": "application/json",
+            "Stripe-Signature": signature_header(secret, payload),
+            "User-Agent": "payport-sandbox/1.0 (+webhooks)",
+        }
+        try:
+            response = await self._client.post(self._url, content=payload, headers=headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"[:_ERROR_TEXT_LIMIT]
+        if response.is_success:
+            return None
+        return f"HTTP {response.status_code}: {response.text}"[:_ERROR_TEXT_LIMIT]
+
+    async def _record_attempt(self, delivery_id: int, error: str | None) -> None:
+        now = utcnow()
+        async with self._db.transaction() as session:
+            row = await session.get(SandboxWebhookDelivery, delivery_id, with_for_update=True)
+            if row is None:
+                return
+            row.attempts += 1
+            row.last_error = error
+            if error is None:
+                row.delivered_at = now
+            elif row.attempts >= self._max_attempts:
+                row.next_attempt_at = GIVEN_UP_AT
+                row.last_error = f"given up after {row.attempts} attempts; last error: {error}"
+            else:
+                row.next_attempt_at = now + self._backoff(row.attempts)
+
+    def _backoff(self, attempts: int) -> timedelta:
+        """Exponential, capped at five minutes, with jitter so receivers are not stampeded."""
+        base = min(2**attempts, _MAX_BACKOFF_S)
+        return timedelta(seconds=base * self._rng.uniform(0.75, 1.0))
