@@ -45,11 +45,16 @@ class Harness:
             await runtime.stop()
             await client.aclose()
 
-    async def command(self, kind: str, payload: dict[str, Any], *,
-                      correlation_id: str | None = None) -> str:  # fmt: skip
+    async def command(
+        self, kind: str, payload: dict[str, Any], *, correlation_id: str | None = None
+    ) -> str:
         correlation_id = correlation_id or str(uuid.uuid4())
-        envelope = {"type": kind, "correlation_id": correlation_id,
-                    "timestamp": "2025-03-31T10:15:30.123456", "payload": payload}  # fmt: skip
+        envelope = {
+            "type": kind,
+            "correlation_id": correlation_id,
+            "timestamp": "2025-03-31T10:15:30.123456",
+            "payload": payload,
+        }
         response = await self.client.post("/api/v1/commands", content=orjson.dumps(envelope))
         assert response.status_code == 202, response.text
         return correlation_id
@@ -59,8 +64,9 @@ class Harness:
 
     async def new_events(self) -> list[dict[str, Any]]:
         """Events published since the last call."""
-        response = await self.client.get("/api/v1/events", params={"after": self._cursor,
-                                                                   "limit": 1000})  # fmt: skip
+        response = await self.client.get(
+            "/api/v1/events", params={"after": self._cursor, "limit": 1000}
+        )
         assert response.status_code == 200
         body = response.json()
         self._cursor = body["next_cursor"]
@@ -72,11 +78,13 @@ class Harness:
         result: list[dict[str, Any]] = response.json()["data"]
         return result
 
-    async def authorize(self, order_id: str, *, amount: int = 2500,
-                        payment_method: str = "pm_card_visa") -> dict[str, Any]:  # fmt: skip
+    async def authorize(
+        self, order_id: str, *, amount: int = 2500, payment_method: str = "pm_card_visa"
+    ) -> dict[str, Any]:
         """Authorize through the command path and return the outcome event."""
-        cid = await self.command("authorize_payment", nested_authorize(order_id, amount,
-                                                                       payment_method))  # fmt: skip
+        cid = await self.command(
+            "authorize_payment", nested_authorize(order_id, amount, payment_method)
+        )
         await self.drain()
         return await self.outcome(cid)
 
@@ -92,14 +100,18 @@ class Harness:
         return payment
 
 
-def nested_authorize(order_id: str, amount: int = 2500,
-                     payment_method: str = "pm_card_visa") -> dict[str, Any]:  # fmt: skip
+def nested_authorize(
+    order_id: str, amount: int = 2500, payment_method: str = "pm_card_visa"
+) -> dict[str, Any]:
     return {
         "order_id": order_id,
-        "customer": {"clerkUserId": "user_alice", "stripeCustomerId": "cus_alice",
-                     "userStripeCard": {"payment_method_id": payment_method}},
+        "customer": {
+            "clerkUserId": "user_alice",
+            "stripeCustomerId": "cus_alice",
+            "userStripeCard": {"payment_method_id": payment_method},
+        },
         "order": {"amount": amount, "description": "Campus delivery"},
-    }  # fmt: skip
+    }
 
 
 async def wipe(runtime: Runtime) -> None:

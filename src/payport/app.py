@@ -53,8 +53,13 @@ def create_app(
     app.add_exception_handler(PayportError, payport_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (legacy_router, payments_router, messaging_router, webhooks_router,
-                   sandbox_router):  # fmt: skip
+    for router in (
+        legacy_router,
+        payments_router,
+        messaging_router,
+        webhooks_router,
+        sandbox_router,
+    ):
         app.include_router(router)
 
     @app.get("/health/ready", tags=["CampusG contract"])

@@ -58,8 +58,10 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
     from payport.migrate import upgrade
 
     upgrade(settings.database_url)
-    typer.echo(f"payport listening on http://{settings.host}:{settings.port} "
-               f"(provider={settings.provider}, transport={settings.transport})")  # fmt: skip
+    typer.echo(
+        f"payport listening on http://{settings.host}:{settings.port} "
+        f"(provider={settings.provider}, transport={settings.transport})"
+    )
     _serve_http(settings, run_worker=True)
 
 
@@ -135,7 +137,9 @@ async def _send(settings: Settings, envelope: object, raw: bytes) -> None:
 
 @app.command()
 def events(
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
     after: Annotated[int, typer.Option(help="Start after this cursor.")] = 0,
 ) -> None:
     """Print published events as JSON lines."""

@@ -40,9 +40,7 @@ class Settings(BaseSettings):
     env: Environment = Field(default=Environment.DEVELOPMENT, alias="PAYPORT_ENV")
     provider: ProviderName = Field(default=ProviderName.SANDBOX, alias="PAYPORT_PROVIDER")
     transport: TransportName = Field(default=TransportName.LOCAL, alias="PAYPORT_TRANSPORT")
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS"
-    )
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     commands_topic: str = Field(default="payment_commands", alias="PAYMENT_COMMANDS_TOPIC")
     events_topic: str = Field(default="payment_events", alias="PAYMENT_EVENTS_TOPIC")
     consumer_group: str = Field(default="payment-service-group", alias="PAYMENT_CONSUMER_GROUP")

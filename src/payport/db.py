@@ -15,7 +15,12 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -103,9 +108,12 @@ class Database:
             _configure_sqlite(self.reader, immediate=False)
         else:
             self.writer = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=4, pool_timeout=120,
+                self.url,
+                pool_size=pool_size,
+                max_overflow=4,
+                pool_timeout=120,
                 pool_pre_ping=True,
-            )  # fmt: skip
+            )
             self.reader = self.writer
         self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)

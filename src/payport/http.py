@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-import orjson
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,8 +89,9 @@ class BodySizeLimit:
             await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "PAYLOAD_TOO_LARGE", f"body exceeds {self.max_bytes} bytes",
-                           field="body")  # fmt: skip
+        response = problem(
+            413, "PAYLOAD_TOO_LARGE", f"body exceeds {self.max_bytes} bytes", field="body"
+        )
         await response(scope, receive, send)
 
 

@@ -32,7 +32,9 @@ class IdempotencyRecord(Base):
 
 
 def fingerprint(route: str, params: Any) -> str:
-    return hashlib.sha256(route.encode() + orjson.dumps(params, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(
+        route.encode() + orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
 
 
 async def run_idempotently(
@@ -48,8 +50,12 @@ async def run_idempotently(
         status, body = await produce()
         return _respond(status, body)
     if len(key) > 255:
-        return problem(400, "INVALID_PAYLOAD", "Idempotency-Key is longer than 255 characters",
-                       field="Idempotency-Key")  # fmt: skip
+        return problem(
+            400,
+            "INVALID_PAYLOAD",
+            "Idempotency-Key is longer than 255 characters",
+            field="Idempotency-Key",
+        )
     scoped, digest = f"{route}|{key}", fingerprint(route, params)
     try:
         async with db.transaction() as session:
@@ -73,13 +79,20 @@ async def _replay(db: Database, scoped: str, digest: str) -> JSONResponse:
     async with db.read() as session:
         record = await session.get(IdempotencyRecord, scoped)
     if record is None or record.status_code is None or record.body is None:
-        return problem(409, "IDEMPOTENCY_KEY_IN_USE",
-                       "a request with this Idempotency-Key is still being processed",
-                       field="Idempotency-Key")  # fmt: skip
+        return problem(
+            409,
+            "IDEMPOTENCY_KEY_IN_USE",
+            "a request with this Idempotency-Key is still being processed",
+            field="Idempotency-Key",
+        )
     if record.fingerprint != digest:
-        return problem(400, "IDEMPOTENCY_KEY_REUSED",
-                       "keys for idempotent requests can only be used with the same parameters "
-                       "they were first used with", field="Idempotency-Key")  # fmt: skip
+        return problem(
+            400,
+            "IDEMPOTENCY_KEY_REUSED",
+            "keys for idempotent requests can only be used with the same parameters "
+            "they were first used with",
+            field="Idempotency-Key",
+        )
     response = _respond(record.status_code, orjson.loads(record.body))
     response.headers["Idempotent-Replayed"] = "true"
     return response

@@ -53,9 +53,13 @@ def build_provider(settings: Settings, db: Database) -> PaymentProvider:
             base_url=settings.base_url,
             latency_ms=settings.sandbox_latency_ms,
             failure_rate=settings.sandbox_failure_rate,
-            configured_webhook_secrets=[s.get_secret_value() for s in settings.stripe_webhook_secret],
+            configured_webhook_secrets=[
+                s.get_secret_value() for s in settings.stripe_webhook_secret
+            ],
         )
-    raise NotImplementedError("the stripe provider arrives with the Stripe issue")  # pragma: no cover
+    raise NotImplementedError(
+        "the stripe provider arrives with the Stripe issue"
+    )  # pragma: no cover
 
 
 class Runtime:
@@ -146,15 +150,18 @@ class Runtime:
     def start_worker(self) -> None:
         """Start the consumer, relay, webhook processor and sandbox webhook sender."""
         self._tasks += [
-            asyncio.create_task(self._leased_loop("local-commands", self.consumer.poll_once,
-                                                  self.commands_ready)),
-            asyncio.create_task(self._leased_loop("outbox-relay", self.relay_step,
-                                                  self.outbox_ready)),
+            asyncio.create_task(
+                self._leased_loop("local-commands", self.consumer.poll_once, self.commands_ready)
+            ),
+            asyncio.create_task(
+                self._leased_loop("outbox-relay", self.relay_step, self.outbox_ready)
+            ),
             asyncio.create_task(self._loop(self.webhook_step, self.webhooks_ready)),
-        ]  # fmt: skip
+        ]
         if isinstance(self.provider, SandboxProvider):
-            self._tasks.append(asyncio.create_task(self._loop(self.delivery_step,
-                                                              self.deliveries_ready)))  # fmt: skip
+            self._tasks.append(
+                asyncio.create_task(self._loop(self.delivery_step, self.deliveries_ready))
+            )
 
     async def _loop(self, step: Callable[[], Awaitable[int]], signal: Signal) -> None:
         while not self._stopping.is_set():

@@ -36,6 +36,7 @@ from payport.providers.sandbox.models import (
     SandboxObject,
     SandboxWebhookDelivery,
 )
+from payport.providers.sandbox.webhooks import GIVEN_UP_AT
 from payport.webhooks.signature import verify_signature
 
 BASE_URL = "http://payport.test"
@@ -186,8 +187,8 @@ async def test_amounts_outside_stripes_limits_are_refused(
 async def test_created_payment_methods_keep_their_outcome_but_not_their_number(
     sandbox: SandboxProvider, db: Database
 ) -> None:
-    good = await sandbox.create_payment_method("4242 4242 4242 4242", 12, 2099, "123")
-    poor = await sandbox.create_payment_method("4000000000009995", 1, 2099, "123")
+    good = await sandbox.create_payment_method("4242 4242 4242 4242", 12, 2040, "123")
+    poor = await sandbox.create_payment_method("4000000000009995", 1, 2040, "123")
     assert good.startswith("pm_") and poor.startswith("pm_")
     assert (await authorize(sandbox, good)).status == "requires_capture"
     with pytest.raises(ProviderCardError) as caught:
@@ -197,17 +198,17 @@ async def test_created_payment_methods_keep_their_outcome_but_not_their_number(
         stored = (await session.get(SandboxObject, good)).data  # type: ignore[union-attr]
     assert "4242424242424242" not in stored
     assert json.loads(stored)["card"] == {
-        "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2099,
+        "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2040,
         "funding": "credit", "country": "US",
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("number", "exp_month", "exp_year", "cvc", "code"),
-    [("4242424242424241", 12, 2099, "123", "incorrect_number"),
-     ("4242424242424242", 13, 2099, "123", "invalid_expiry_month"),
+    [("4242424242424241", 12, 2040, "123", "incorrect_number"),
+     ("4242424242424242", 13, 2040, "123", "invalid_expiry_month"),
      ("4242424242424242", 12, 2001, "123", "invalid_expiry_year"),
-     ("4242424242424242", 12, 2099, "12", "invalid_cvc")],
+     ("4242424242424242", 12, 2040, "12", "invalid_cvc")],
 )  # fmt: skip
 async def test_bad_card_details_are_card_errors(
     sandbox: SandboxProvider, number: str, exp_month: int, exp_year: int, cvc: str, code: str
@@ -272,7 +273,9 @@ async def test_3ds_card_off_session_is_declined_as_authentication_required(
 
 async def test_capture_takes_everything_by_default(sandbox: SandboxProvider) -> None:
     held = await authorize(sandbox, amount=5000)
-    captured = await sandbox.capture_payment_intent(held.id, amount_minor=None, idempotency_key="c1")
+    captured = await sandbox.capture_payment_intent(
+        held.id, amount_minor=None, idempotency_key="c1"
+    )
     assert captured.status == "succeeded"
     assert (captured.amount_received, captured.amount_capturable) == (5000, 0)
 
@@ -323,13 +326,17 @@ async def test_cancel_works_while_waiting_for_3ds_and_after_a_decline(
     sandbox: SandboxProvider,
 ) -> None:
     waiting = await authorize(sandbox, "pm_card_authenticationRequired")
-    assert (await sandbox.cancel_payment_intent(waiting.id, reason="abandoned",
-                                                idempotency_key="a")).status == "canceled"  # fmt: skip
+    canceled = await sandbox.cancel_payment_intent(
+        waiting.id, reason="abandoned", idempotency_key="a"
+    )
+    assert canceled.status == "canceled"
     with pytest.raises(ProviderCardError) as caught:
         await authorize(sandbox, "pm_card_chargeDeclined")
     assert caught.value.payment_intent is not None
     declined = caught.value.payment_intent.id
-    canceled = await sandbox.cancel_payment_intent(declined, reason="duplicate", idempotency_key="b")
+    canceled = await sandbox.cancel_payment_intent(
+        declined, reason="duplicate", idempotency_key="b"
+    )
     assert canceled.status == "canceled"
 
 
@@ -356,9 +363,7 @@ async def test_retrieving_an_unknown_intent_is_resource_missing(sandbox: Sandbox
 # --- refunds ---------------------------------------------------------------------------------
 
 
-async def refund(
-    provider: SandboxProvider, intent_id: str, amount: int | None, key: str
-) -> Any:
+async def refund(provider: SandboxProvider, intent_id: str, amount: int | None, key: str) -> Any:
     return await provider.create_refund(
         payment_intent=intent_id, amount_minor=amount, reason="requested_by_customer",
         idempotency_key=key, metadata={"order_id": "o1"},
@@ -617,8 +622,13 @@ class Receiver:
 
 
 async def make_due(db: Database) -> None:
+    """Let time pass until every pending retry is due (given-up deliveries never are)."""
     async with db.transaction() as session:
-        await session.execute(update(SandboxWebhookDelivery).values(next_attempt_at=utcnow()))
+        await session.execute(
+            update(SandboxWebhookDelivery)
+            .where(SandboxWebhookDelivery.next_attempt_at < GIVEN_UP_AT)
+            .values(next_attempt_at=utcnow())
+        )
 
 
 async def deliveries(db: Database) -> list[SandboxWebhookDelivery]:
@@ -684,7 +694,8 @@ async def test_deliverer_gives_up_after_max_attempts_on_network_errors(
         assert await deliverer.deliver_due() == 1
         await make_due(db)
         assert await deliverer.deliver_due() == 1
-        await make_due(db)  # given-up deliveries are not retried even when forced due
+        await make_due(db)
+        assert await deliverer.deliver_due() == 0
         [row] = await deliveries(db)
         assert row.attempts == 2 and row.delivered_at is None
         assert row.last_error is not None and row.last_error.startswith("given up after 2")

@@ -48,7 +48,7 @@ class KeyedDispatcher:
             if self._tails.get(key) is current:
                 del self._tails[key]
             if current is not None:
-                self._running.discard(current)  # type: ignore[arg-type]
+                self._running.discard(current)
 
     async def join(self) -> None:
         """Wait for everything submitted so far."""

@@ -20,8 +20,11 @@ async def hold_lease(db: Database, name: str, holder: str, *, ttl_s: float = 15.
             )
         ).scalar_one_or_none()
         if lease is None:
-            session.add(WorkerLease(name=name, holder=holder,
-                                    expires_at=now + timedelta(seconds=ttl_s), fencing=1))  # fmt: skip
+            session.add(
+                WorkerLease(
+                    name=name, holder=holder, expires_at=now + timedelta(seconds=ttl_s), fencing=1
+                )
+            )
             return True
         if lease.holder != holder and lease.expires_at > now:
             return False

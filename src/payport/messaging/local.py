@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.db import Database, utcnow
@@ -18,6 +18,9 @@ from payport.messaging.models import LocalCommand, OutboxEvent
 from payport.payments.handlers import PaymentsContext, handle_command
 
 log = logging.getLogger(__name__)
+# Core tables for executemany updates (the ORM would treat them as bulk-by-primary-key).
+_COMMANDS: Table = LocalCommand.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxEvent.__table__  # type: ignore[assignment]
 
 
 def enqueue_command(session: AsyncSession, body: bytes, key: str | None) -> LocalCommand:
@@ -86,8 +89,8 @@ class LocalCommandConsumer:
         finished, self._finished = self._finished, []
         async with self._ctx.db.transaction() as session:
             await session.execute(
-                update(LocalCommand.__table__)
-                .where(LocalCommand.__table__.c.id == bindparam("cid"))
+                update(_COMMANDS)
+                .where(_COMMANDS.c.id == bindparam("cid"))
                 .values(status=bindparam("st"), error=bindparam("err"), processed_at=utcnow()),
                 [{"cid": cid, "st": st, "err": err} for cid, st, err in finished],
             )
@@ -127,8 +130,8 @@ async def relay_once(db: Database, publisher: EventPublisher, *, limit: int = 10
         last = (await session.execute(select(func.max(OutboxEvent.publish_seq)))).scalar() or 0
         now = utcnow()
         await session.execute(
-            update(OutboxEvent.__table__)
-            .where(OutboxEvent.__table__.c.id == bindparam("oid"))
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id == bindparam("oid"))
             .values(publish_seq=bindparam("seq"), published_at=now),
             [{"oid": row_id, "seq": last + i} for i, (row_id, _k, _b) in enumerate(rows, 1)],
         )
@@ -149,4 +152,4 @@ async def list_events(
     ).all()
     events = [orjson.loads(body) for _seq, body in rows]
     cursor = rows[-1][0] if rows else after
-    return events, int(cursor)
+    return events, int(cursor or 0)

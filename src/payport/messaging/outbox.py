@@ -40,9 +40,7 @@ def emit(
 def replay_event(session: AsyncSession, recorded_body: str) -> Event:
     """Publish a recorded outcome again, byte for byte (same event_id)."""
     body = orjson.loads(recorded_body)
-    event = Event(
-        event_id=body["event_id"], type=body["type"], key=_key_of(body), body=body
-    )
+    event = Event(event_id=body["event_id"], type=body["type"], key=_key_of(body), body=body)
     return add_event(session, event)
 
 

@@ -15,7 +15,7 @@ from payport.idempotency import run_idempotently
 from payport.messaging.envelope import Envelope, now_iso
 from payport.payments import repository
 from payport.payments.handlers import Outcome, handle_command
-from payport.payments.schemas import CreatePaymentBody, ReleaseBody, RevertBody
+from payport.payments.schemas import CaptureBody, CreatePaymentBody, ReleaseBody, RevertBody
 from payport.payments.states import PaymentStatus
 from payport.payments.views import api_payment
 from payport.runtime import Runtime
@@ -24,19 +24,30 @@ router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-async def _result(runtime: Runtime, outcome: Outcome, *, created: bool = False) -> tuple[int, dict[str, Any]]:
+async def _result(
+    runtime: Runtime, outcome: Outcome, *, created: bool = False
+) -> tuple[int, dict[str, Any]]:
     """The payment after a command, or the problem its payment.failed reported."""
     async with runtime.db.read() as session:
         payment = await repository.get(session, outcome.payment_id or "")
     event = outcome.event
     if event is not None and event.type == "payment.failed":
         payload = event.body["payload"]
-        status = {"NOT_FOUND": 404, "INVALID_STATUS": 409, "STRIPE_CARD_ERROR": 402,
-                  "STRIPE_API_ERROR": 502}.get(payload["error"], 422)  # fmt: skip
-        body = problem(status, payload["error"], payload["message"],
-                       field=payload.get("field"), stripe_code=payload.get("stripe_code"),
-                       decline_code=payload.get("decline_code"),
-                       payment=api_payment(payment) if payment else None).body  # fmt: skip
+        status = {
+            "NOT_FOUND": 404,
+            "INVALID_STATUS": 409,
+            "STRIPE_CARD_ERROR": 402,
+            "STRIPE_API_ERROR": 502,
+        }.get(payload["error"], 422)
+        body = problem(
+            status,
+            payload["error"],
+            payload["message"],
+            field=payload.get("field"),
+            stripe_code=payload.get("stripe_code"),
+            decline_code=payload.get("decline_code"),
+            payment=api_payment(payment) if payment else None,
+        ).body
         return status, orjson.loads(body)
     if payment is None:
         raise NotFound("payment not found", field="payment_id")
@@ -44,8 +55,9 @@ async def _result(runtime: Runtime, outcome: Outcome, *, created: bool = False) 
 
 
 async def _run(runtime: Runtime, kind: str, payload: dict[str, Any], key: str | None) -> Outcome:
-    envelope = Envelope(type=kind, correlation_id=key or str(uuid.uuid4()), timestamp=now_iso(),
-                        payload=payload)  # fmt: skip
+    envelope = Envelope(
+        type=kind, correlation_id=key or str(uuid.uuid4()), timestamp=now_iso(), payload=payload
+    )
     return await handle_command(runtime.ctx, envelope, source_ref=None)
 
 
@@ -56,17 +68,23 @@ async def create_payment(
     params = body.model_dump()
 
     async def produce() -> tuple[int, dict[str, Any]]:
-        payload = {"order_id": body.order_id, "amount": body.amount, "currency": body.currency,
-                   "payment_method_id": body.payment_method,
-                   "customer_id": body.customer_user_id or body.customer,
-                   "description": body.description, "return_url": body.return_url}  # fmt: skip
+        payload = {
+            "order_id": body.order_id,
+            "amount": body.amount,
+            "currency": body.currency,
+            "payment_method_id": body.payment_method,
+            "customer_id": body.customer_user_id or body.customer,
+            "description": body.description,
+            "return_url": body.return_url,
+        }
         outcome = await _run(runtime, "authorize_payment", payload, idempotency_key)
         if body.customer and body.customer_user_id:
             await _set_provider_customer(runtime, outcome.payment_id, body.customer)
         return await _result(runtime, outcome, created=True)
 
-    return await run_idempotently(runtime.db, idempotency_key, route="POST /api/v1/payments",
-                                  params=params, produce=produce)  # fmt: skip
+    return await run_idempotently(
+        runtime.db, idempotency_key, route="POST /api/v1/payments", params=params, produce=produce
+    )
 
 
 async def _set_provider_customer(runtime: Runtime, payment_id: str | None, customer: str) -> None:
@@ -99,42 +117,78 @@ async def list_payments(
         if starting_after:
             cursor = await repository.get(session, starting_after)
             if cursor is None:
-                return problem(400, "INVALID_PAYLOAD", "unknown starting_after payment",
-                               field="starting_after")  # fmt: skip
+                return problem(
+                    400, "INVALID_PAYLOAD", "unknown starting_after payment", field="starting_after"
+                )
         rows = await repository.list_page(
-            session, order_id=order_id, customer_id=customer_id,
-            status=status.value if status else None, limit=limit + 1, starting_after=cursor,
-        )  # fmt: skip
+            session,
+            order_id=order_id,
+            customer_id=customer_id,
+            status=status.value if status else None,
+            limit=limit + 1,
+            starting_after=cursor,
+        )
     data = [api_payment(p) for p in rows[:limit]]
-    return FastJSONResponse({"object": "list", "data": data, "has_more": len(rows) > limit,
-                           "url": "/api/v1/payments"})  # fmt: skip
+    return FastJSONResponse(
+        {"object": "list", "data": data, "has_more": len(rows) > limit, "url": "/api/v1/payments"}
+    )
+
+
+@router.post("/{payment_id}/capture", summary="Capture for the platform, without a transfer")
+async def capture_payment(
+    payment_id: str,
+    runtime: RuntimeDep,
+    body: CaptureBody | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    payload = {
+        "payment_id": payment_id,
+        "amount_to_capture": body.amount_to_capture if body else None,
+    }
+
+    async def produce() -> tuple[int, dict[str, Any]]:
+        return await _result(
+            runtime, await _run(runtime, "capture_payment", payload, idempotency_key)
+        )
+
+    return await run_idempotently(
+        runtime.db, idempotency_key, route=f"capture {payment_id}", params=payload, produce=produce
+    )
 
 
 @router.post("/{payment_id}/release", summary="Capture and transfer to the runner")
 async def release_payment(
-    payment_id: str, body: ReleaseBody, runtime: RuntimeDep,
+    payment_id: str,
+    body: ReleaseBody,
+    runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:  # fmt: skip
+) -> JSONResponse:
     payload = {"payment_id": payment_id, **body.model_dump()}
 
     async def produce() -> tuple[int, dict[str, Any]]:
-        return await _result(runtime, await _run(runtime, "release_payment", payload,
-                                                 idempotency_key))  # fmt: skip
+        return await _result(
+            runtime, await _run(runtime, "release_payment", payload, idempotency_key)
+        )
 
-    return await run_idempotently(runtime.db, idempotency_key, route=f"release {payment_id}",
-                                  params=payload, produce=produce)  # fmt: skip
+    return await run_idempotently(
+        runtime.db, idempotency_key, route=f"release {payment_id}", params=payload, produce=produce
+    )
 
 
 @router.post("/{payment_id}/revert", summary="Cancel the hold or refund the capture")
 async def revert_payment(
-    payment_id: str, runtime: RuntimeDep, body: RevertBody | None = None,
+    payment_id: str,
+    runtime: RuntimeDep,
+    body: RevertBody | None = None,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:  # fmt: skip
+) -> JSONResponse:
     payload = {"payment_id": payment_id, "reason": body.reason if body else None}
 
     async def produce() -> tuple[int, dict[str, Any]]:
-        return await _result(runtime, await _run(runtime, "revert_payment", payload,
-                                                 idempotency_key))  # fmt: skip
+        return await _result(
+            runtime, await _run(runtime, "revert_payment", payload, idempotency_key)
+        )
 
-    return await run_idempotently(runtime.db, idempotency_key, route=f"revert {payment_id}",
-                                  params=payload, produce=produce)  # fmt: skip
+    return await run_idempotently(
+        runtime.db, idempotency_key, route=f"revert {payment_id}", params=payload, produce=produce
+    )

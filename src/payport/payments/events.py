@@ -11,6 +11,7 @@ AUTHORIZED = "payment.authorized"
 FAILED = "payment.failed"
 RELEASED = "payment.released"
 REVERTED = "payment.reverted"
+CAPTURED = "payment.captured"
 
 
 def authorized(payment: Payment) -> dict[str, Any]:
@@ -62,3 +63,13 @@ def reverted(payment: Payment) -> dict[str, Any]:
     if payment.transfer_reversal_id:
         payload["transfer_reversal_id"] = payment.transfer_reversal_id
     return payload
+
+
+def captured(payment: Payment) -> dict[str, Any]:
+    return {
+        "payment_id": payment.id,
+        "order_id": payment.order_id,
+        "amount": payment.amount_captured_minor,
+        "currency": payment.currency,
+        "status": payment.status,
+    }

@@ -54,8 +54,9 @@ async def payment_details(payment_id: str, runtime: RuntimeDep) -> JSONResponse:
 
 def _major_total(rows: list[tuple[str, int | None]]) -> float:
     """Sum per currency in minor units, then convert each exactly to major units."""
-    total = sum((Money(int(amount or 0), currency).to_major() for currency, amount in rows),
-                Decimal(0))  # fmt: skip
+    total = sum(
+        (Money(int(amount or 0), currency).to_major() for currency, amount in rows), Decimal(0)
+    )
     return float(total)
 
 
@@ -73,11 +74,12 @@ async def history(user_id: str, runtime: RuntimeDep) -> dict[str, Any]:
         earned = (
             await session.execute(
                 select(Payment.currency, func.sum(Payment.transfer_amount_minor), func.count())
-                .where(Payment.runner_id == user_id,
-                       Payment.status == PaymentStatus.SUCCEEDED.value)
+                .where(
+                    Payment.runner_id == user_id, Payment.status == PaymentStatus.SUCCEEDED.value
+                )
                 .group_by(Payment.currency)
             )
-        ).all()  # fmt: skip
+        ).all()
     return {
         "userId": user_id,
         "totalSpent": _major_total([(c, a) for c, a, _n in spent]),
@@ -104,8 +106,12 @@ async def _json_body(request: Request) -> tuple[dict[str, Any] | None, JSONRespo
 async def _queue(
     runtime: RuntimeDep, kind: str, payload: dict[str, Any], correlation_id: str
 ) -> None:
-    document = {"type": kind, "correlation_id": correlation_id, "timestamp": now_iso(),
-                "payload": payload}  # fmt: skip
+    document = {
+        "type": kind,
+        "correlation_id": correlation_id,
+        "timestamp": now_iso(),
+        "payload": payload,
+    }
     envelope = envelope_from_document(document)
     await runtime.bus.submit(envelope, orjson.dumps(document))
 
@@ -124,19 +130,30 @@ async def release(payment_id: str, request: Request, runtime: RuntimeDep) -> JSO
         if not isinstance(body.get(field), str) or not body[field]:
             return _failure(400, "INVALID_PAYLOAD", f"`{field}` is required", field)
     if not body["runner_connect_account_id"].startswith("acct_"):
-        return _failure(400, "INVALID_PAYLOAD", "`runner_connect_account_id` must be acct_…",
-                        "runner_connect_account_id")  # fmt: skip
+        return _failure(
+            400,
+            "INVALID_PAYLOAD",
+            "`runner_connect_account_id` must be acct_…",
+            "runner_connect_account_id",
+        )
     if await _existing(runtime, payment_id) is None:
         return _failure(404, "NOT_FOUND", f"payment {payment_id} not found")
     correlation_id = str(body.get("correlation_id") or uuid.uuid4())
-    payload = {"payment_id": payment_id, "runner_id": body["runner_id"],
-               "runner_connect_account_id": body["runner_connect_account_id"]}  # fmt: skip
+    payload = {
+        "payment_id": payment_id,
+        "runner_id": body["runner_id"],
+        "runner_connect_account_id": body["runner_connect_account_id"],
+    }
     await _queue(runtime, "release_payment", payload, correlation_id)
     return FastJSONResponse(
-        {"success": True, "message": "release_payment command queued",
-         "correlation_id": correlation_id, "payment_id": payment_id},
+        {
+            "success": True,
+            "message": "release_payment command queued",
+            "correlation_id": correlation_id,
+            "payment_id": payment_id,
+        },
         status_code=202,
-    )  # fmt: skip
+    )
 
 
 @router.post("/payment/{payment_id}/revert", status_code=202)
@@ -155,7 +172,11 @@ async def revert(payment_id: str, request: Request, runtime: RuntimeDep) -> JSON
         payload["reason"] = reason
     await _queue(runtime, "revert_payment", payload, correlation_id)
     return FastJSONResponse(
-        {"success": True, "message": "revert_payment command queued",
-         "correlation_id": correlation_id, "payment_id": payment_id},
+        {
+            "success": True,
+            "message": "revert_payment command queued",
+            "correlation_id": correlation_id,
+            "payment_id": payment_id,
+        },
         status_code=202,
-    )  # fmt: skip
+    )

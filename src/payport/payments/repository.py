@@ -11,7 +11,9 @@ from payport.messaging.models import InboxEntry
 from payport.payments.models import Payment
 
 
-async def get(session: AsyncSession, payment_id: str, *, for_update: bool = False) -> Payment | None:
+async def get(
+    session: AsyncSession, payment_id: str, *, for_update: bool = False
+) -> Payment | None:
     query = select(Payment).where(Payment.id == payment_id)
     if for_update:
         query = query.with_for_update()

@@ -115,10 +115,9 @@ def _parse_flat_authorize(payload: dict[str, Any], default_currency: str) -> Aut
         payment_method_id=_required(payload.get("payment_method_id"), "payment_method_id"),
         customer_user_id=customer_id,
         provider_customer_id=customer_id if is_provider_customer else None,
-        description=_text(payload.get("description"), "description", required=False,
-                          max_len=1000),
+        description=_text(payload.get("description"), "description", required=False, max_len=1000),
         return_url=_text(payload.get("return_url"), "return_url", required=False, max_len=2000),
-    )  # fmt: skip
+    )
 
 
 def _parse_nested_authorize(payload: dict[str, Any], default_currency: str) -> AuthorizeCommand:
@@ -131,20 +130,22 @@ def _parse_nested_authorize(payload: dict[str, Any], default_currency: str) -> A
     )
     return AuthorizeCommand(
         order_id=order_id,
-        amount=parse_amount(order.get("amount", payload.get("amount")), currency,
-                            field="order.amount"),
+        amount=parse_amount(
+            order.get("amount", payload.get("amount")), currency, field="order.amount"
+        ),
         payment_method_id=_required(
             card.get("payment_method_id", payload.get("payment_method_id")),
             "customer.userStripeCard.payment_method_id",
         ),
-        customer_user_id=_text(customer.get("clerkUserId"), "customer.clerkUserId",
-                               required=False),
-        provider_customer_id=_text(customer.get("stripeCustomerId"),
-                                   "customer.stripeCustomerId", required=False),
-        description=_text(order.get("description"), "order.description", required=False,
-                          max_len=1000),
+        customer_user_id=_text(customer.get("clerkUserId"), "customer.clerkUserId", required=False),
+        provider_customer_id=_text(
+            customer.get("stripeCustomerId"), "customer.stripeCustomerId", required=False
+        ),
+        description=_text(
+            order.get("description"), "order.description", required=False, max_len=1000
+        ),
         return_url=_text(payload.get("return_url"), "return_url", required=False, max_len=2000),
-    )  # fmt: skip
+    )
 
 
 def parse_release(payload: dict[str, Any]) -> ReleaseCommand:
@@ -165,6 +166,34 @@ def parse_revert(payload: dict[str, Any]) -> RevertCommand:
     return RevertCommand(
         payment_id=_required(payload.get("payment_id"), "payment_id"),
         reason=_text(payload.get("reason"), "reason", required=False, max_len=500),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureCommand:
+    payment_id: str
+    amount_minor: int | None
+
+
+def parse_capture(payload: dict[str, Any]) -> CaptureCommand:
+    amount = payload.get("amount_to_capture")
+    if amount is not None and (
+        isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
+    ):
+        raise InvalidAmount(
+            "`amount_to_capture` must be a positive integer (minor units)",
+            field="amount_to_capture",
+        )
+    return CaptureCommand(
+        payment_id=_required(payload.get("payment_id"), "payment_id"), amount_minor=amount
+    )
+
+
+class CaptureBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_to_capture: int | None = Field(
+        default=None, description="Minor units; default the whole authorized amount.", strict=True
     )
 
 

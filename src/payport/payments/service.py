@@ -57,16 +57,21 @@ def answer(
 ) -> Event:
     """Publish the one outcome of a command and record it for replays."""
     event = emit(
-        session, event_type, payload, correlation_id=entry.correlation_id,
+        session,
+        event_type,
+        payload,
+        correlation_id=entry.correlation_id,
         key=payload.get("order_id") or entry.target,
-    )  # fmt: skip
+    )
     entry.status = "done"
     entry.outcome_event_id = event.event_id
     entry.outcome = orjson.dumps(event.body).decode()
     return event
 
 
-def create_payment(session: AsyncSession, command: AuthorizeCommand, correlation_id: str) -> Payment:
+def create_payment(
+    session: AsyncSession, command: AuthorizeCommand, correlation_id: str
+) -> Payment:
     payment = Payment(
         id=str(uuid.uuid4()),
         order_id=command.order_id,
@@ -101,9 +106,14 @@ async def _answer_authorize(
     if waiting:
         return [answer(session, entry, event_type, payload) for entry in waiting]
     return [
-        emit(session, event_type, payload, correlation_id=payment.correlation_id or payment.id,
-             key=payment.order_id)
-    ]  # fmt: skip
+        emit(
+            session,
+            event_type,
+            payload,
+            correlation_id=payment.correlation_id or payment.id,
+            key=payment.order_id,
+        )
+    ]
 
 
 def outcome_for_settled(payment: Payment) -> tuple[str, dict[str, Any]] | None:
@@ -142,7 +152,18 @@ def _intent_failure(intent: base.IntentView) -> PayportError:
     )
 
 
-async def apply_intent(session: AsyncSession, payment: Payment, intent: base.IntentView) -> list[Event]:
+def _cancel_completes_revert(payment: Payment, intent: base.IntentView) -> bool:
+    """A cancel we asked for (revert under way) reverts; any other cancel fails the payment."""
+    return (
+        payment.revert_reason is not None
+        and payment.payment_status in (S.AUTHORIZED, S.REQUIRES_ACTION)
+        and intent.status == base.PI_CANCELED
+    )
+
+
+async def apply_intent(
+    session: AsyncSession, payment: Payment, intent: base.IntentView
+) -> list[Event]:
     """Bring a payment in line with its PaymentIntent as the provider reports it now.
 
     Used after authorize, for webhooks and by reconciliation; a stale or
@@ -156,9 +177,8 @@ async def apply_intent(session: AsyncSession, payment: Payment, intent: base.Int
     current = payment.payment_status
     if target is None or target is current:
         return []
-    if current in (S.AUTHORIZED, S.REQUIRES_ACTION) and intent.status == base.PI_CANCELED:
-        if payment.revert_reason is not None:
-            return await complete_revert(session, payment)
+    if _cancel_completes_revert(payment, intent):
+        return await complete_revert(session, payment)
     if not can_transition(current, target):
         return []
     if target is S.REQUIRES_ACTION:
@@ -179,7 +199,9 @@ async def fail_payment(session: AsyncSession, payment: Payment, error: PayportEr
     _move(payment, S.FAILED)
     payment.failure_code = error.code
     payment.failure_message = error.message
-    return await _answer_authorize(session, payment, events.FAILED, events.failed(error, payment=payment))
+    return await _answer_authorize(
+        session, payment, events.FAILED, events.failed(error, payment=payment)
+    )
 
 
 def release_fee(payment: Payment, platform_fee_bps: int) -> tuple[int, int]:
@@ -193,6 +215,13 @@ def record_capture(payment: Payment, intent: base.IntentView) -> None:
     payment.amount_captured_minor = intent.amount_received
     if intent.latest_charge:
         payment.charge_id = intent.latest_charge
+
+
+def complete_capture(payment: Payment) -> None:
+    """Captured for the platform itself: no transfer follows."""
+    _move(payment, S.SUCCEEDED)
+    payment.failure_code = None
+    payment.failure_message = None
 
 
 async def complete_release(
@@ -215,6 +244,8 @@ async def complete_revert(session: AsyncSession, payment: Payment) -> list[Event
         error = PayportError("payment was reverted before authentication completed")
         error.code = "PAYMENT_REVERTED"
         waiting = await repository.waiting_entries(session, payment.id)
-        return [answer(session, entry, events.FAILED, events.failed(error, payment=payment))
-                for entry in waiting]  # fmt: skip
+        return [
+            answer(session, entry, events.FAILED, events.failed(error, payment=payment))
+            for entry in waiting
+        ]
     return []

@@ -29,9 +29,13 @@ T = TypeVar("T")
 
 _AMOUNT_CODES = frozenset({"amount_too_small", "amount_too_large"})
 _STATE_CODES = frozenset(
-    {"payment_intent_unexpected_state", "charge_already_captured", "charge_already_refunded",
-     "charge_expired_for_capture"}
-)  # fmt: skip
+    {
+        "payment_intent_unexpected_state",
+        "charge_already_captured",
+        "charge_already_refunded",
+        "charge_expired_for_capture",
+    }
+)
 
 
 def to_payport_error(exc: ProviderError) -> PayportError:

@@ -71,9 +71,10 @@ async def record_event(session: AsyncSession, parsed: ParsedEvent, body: bytes) 
         "attempts": 0,
         "received_at": utcnow(),
     }
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(ProviderEvent).values(**values).on_conflict_do_nothing(
-        index_elements=["event_id"]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(ProviderEvent).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
     )
     result = await session.execute(statement)
     return bool(getattr(result, "rowcount", 0))
@@ -96,7 +97,11 @@ async def process_pending(db: Database, provider: base.PaymentProvider, *, limit
 
 
 async def _process_one(
-    db: Database, provider: base.PaymentProvider, row_id: int, event_type: str, object_id: str | None
+    db: Database,
+    provider: base.PaymentProvider,
+    row_id: int,
+    event_type: str,
+    object_id: str | None,
 ) -> None:
     if event_type not in INTENT_EVENTS or object_id is None:
         await _finish(db, row_id, "ignored", None)
@@ -110,14 +115,12 @@ async def _process_one(
             if payment is not None:
                 await payment_service.apply_intent(session, payment, intent)
             await _mark(session, row_id, "processed" if payment else "ignored", None)
-    except Exception as exc:  # noqa: BLE001 - any failure is retried, then parked
+    except Exception as exc:
         log.exception("webhook processing failed event_row=%s", row_id)
         await _retry_later(db, row_id, type(exc).__name__)
 
 
-async def _payment_from_metadata(
-    session: AsyncSession, intent: base.IntentView
-) -> Any:
+async def _payment_from_metadata(session: AsyncSession, intent: base.IntentView) -> Any:
     payment_id = intent.metadata.get("payment_id")
     if not payment_id:
         return None

@@ -13,7 +13,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from payport.money import Money
-from payport.providers.base import PI_REQUIRES_ACTION, PI_SUCCEEDED, IntentView, ProviderError
+from payport.providers.base import (
+    PI_REQUIRES_ACTION,
+    PI_REQUIRES_CAPTURE,
+    PI_SUCCEEDED,
+    IntentView,
+    ProviderError,
+)
 from payport.providers.sandbox.objects import return_url
 from payport.providers.sandbox.provider import SandboxProvider
 
@@ -102,7 +108,7 @@ async def _answer(provider: SandboxProvider, intent_id: str, *, approve: bool) -
 
 def _redirect_target(url: str, intent: IntentView) -> str:
     """The return_url with Stripe's redirect parameters appended."""
-    authorized = intent.status in (PI_SUCCEEDED, "requires_capture")
+    authorized = intent.status in (PI_SUCCEEDED, PI_REQUIRES_CAPTURE)
     params = urlencode({
         "payment_intent": intent.id,
         "payment_intent_client_secret": intent.raw.get("client_secret") or "",

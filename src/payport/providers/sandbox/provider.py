@@ -143,8 +143,8 @@ class SandboxProvider:
     ) -> IntentView:
         await self._simulate_network()
         intents.check_positive(amount_minor, "amount_to_capture")
-        call = _Call("capture_payment_intent", {"id": intent_id, "amount": amount_minor},
-                     idempotency_key)  # fmt: skip
+        params = {"id": intent_id, "amount": amount_minor}
+        call = _Call("capture_payment_intent", params, idempotency_key)
         body = await self._run(call, lambda ctx: intents.capture(ctx, intent_id, amount_minor))
         return intent_view(body)
 
@@ -170,8 +170,10 @@ class SandboxProvider:
         intents.check_positive(amount_minor, "amount")
         movements.check_refund_reason(reason)
         extra = dict(metadata or {})
-        params = {"payment_intent": payment_intent, "amount": amount_minor, "reason": reason,
-                  "metadata": extra}  # fmt: skip
+        params = {
+            "payment_intent": payment_intent, "amount": amount_minor, "reason": reason,
+            "metadata": extra,
+        }  # fmt: skip
         body = await self._run(
             _Call("create_refund", params, idempotency_key),
             lambda ctx: movements.refund(ctx, payment_intent, amount_minor, reason, extra),
@@ -218,8 +220,8 @@ class SandboxProvider:
     ) -> TransferReversalView:
         await self._simulate_network()
         intents.check_positive(amount_minor, "amount")
-        call = _Call("create_transfer_reversal", {"id": transfer_id, "amount": amount_minor},
-                     idempotency_key)  # fmt: skip
+        params = {"id": transfer_id, "amount": amount_minor}
+        call = _Call("create_transfer_reversal", params, idempotency_key)
         body = await self._run(
             call, lambda ctx: movements.reverse_transfer(ctx, transfer_id, amount_minor)
         )
@@ -305,7 +307,7 @@ class SandboxProvider:
                 return _replay(record, call)
             await store.claim_idempotency_key(key, call.fingerprint, now=now)
         ctx = RequestContext(
-            store, now=now, request_id=new_id("req_", 14), idempotency_key=key,
+            store, now=now, request_id=new_id("req_"), idempotency_key=key,
             base_url=self.base_url,
         )  # fmt: skip
         try:

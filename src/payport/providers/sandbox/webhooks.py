@@ -55,10 +55,8 @@ class SandboxWebhookDeliverer:
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Attempt every due delivery (up to `limit`); return how many were attempted."""
-        due = await self._claim_due(limit)
-        if not due:
-            return 0
         secret = await self._provider.webhook_secret()
+        due = await self._claim_due(limit)
         for delivery in due:
             error = await self._post(delivery.body.encode(), secret)
             await self._record_attempt(delivery.id, error)
