@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     webhook_tolerance_s: int = Field(default=300, ge=1, alias="PAYPORT_WEBHOOK_TOLERANCE")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="PAYPORT_MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="PAYPORT_LOG_LEVEL")
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL", alias="PAYPORT_SQLITE_SYNCHRONOUS"
+    )
 
     @field_validator("default_currency")
     @classmethod

@@ -8,12 +8,13 @@ pool of ~16 connections serves both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Select, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,8 +23,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+from payport.db_sqlite import DRIVER as SQLITE_DRIVER
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -70,42 +73,58 @@ def async_url(url: str) -> str:
         url = "postgresql://" + url.removeprefix("postgres://")
     if url.startswith("postgresql://"):
         return "postgresql+asyncpg://" + url.removeprefix("postgresql://")
-    if url.startswith("sqlite://") and "+aiosqlite" not in url:
-        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    if url.startswith("sqlite://"):
+        return f"sqlite+{SQLITE_DRIVER}://" + url.removeprefix("sqlite://")
     return url
 
 
-def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, writer: bool, synchronous: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if writer:  # readers stay in autocommit: every SELECT sees the latest commit
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
     """Owns the engines; hands out transactions (write) and read sessions."""
 
-    def __init__(self, url: str, *, pool_size: int = 16) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 16, sqlite_synchronous: str = "NORMAL"
+    ) -> None:
+        """`sqlite_synchronous`: NORMAL (WAL: a commit survives a killed process; an OS crash
+        may lose the last ones) or FULL (fsync per commit, several times slower)."""
+        if sqlite_synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("sqlite_synchronous must be NORMAL or FULL")
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
             self.writer = create_async_engine(
-                self.url, pool_size=1, max_overflow=0, pool_timeout=120
+                self.url,
+                poolclass=AsyncAdaptedQueuePool,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=120,
             )
-            _configure_sqlite(self.writer, immediate=True)
+            _configure_sqlite(self.writer, writer=True, synchronous=sqlite_synchronous)
             self.reader = create_async_engine(
-                self.url, pool_size=4, max_overflow=4, pool_timeout=120
+                self.url,
+                poolclass=AsyncAdaptedQueuePool,
+                pool_size=4,
+                max_overflow=4,
+                pool_timeout=120,
             )
-            _configure_sqlite(self.reader, immediate=False)
+            _configure_sqlite(self.reader, writer=False, synchronous=sqlite_synchronous)
         else:
             self.writer = create_async_engine(
                 self.url,
@@ -115,6 +134,8 @@ class Database:
                 pool_pre_ping=True,
             )
             self.reader = self.writer
+        self._compiled: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self._sqlite_reads: sqlite3.Connection | None = None
         self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
 
@@ -130,7 +151,48 @@ class Database:
         async with self._read_sessions() as session, session.begin():
             yield session
 
+    async def fetch_one(
+        self, statement: Select[Any], params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """One row of a hot read, straight through the driver (no session, no ORM).
+
+        `statement` should be a module-level constant using bindparam(); it is
+        compiled once. Values come back as the driver returns them.
+        """
+        sql, names = self._compile(statement)
+        args = [params[name] for name in names]
+        if self.is_sqlite:
+            cursor = self._sqlite_read_connection().execute(sql, args)
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+        async with self.reader.connect() as connection:
+            raw = await connection.get_raw_connection()
+            record = await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
+        return dict(record) if record is not None else None
+
+    def _compile(self, statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
+        key = id(statement)
+        if key not in self._compiled:
+            compiled = statement.compile(dialect=self.reader.dialect)
+            names = tuple(compiled.positiontup or ())
+            self._compiled[key] = (str(compiled), names)
+        return self._compiled[key]
+
+    def _sqlite_read_connection(self) -> sqlite3.Connection:
+        """On the inline driver reads never yield, so one shared connection is enough."""
+        if self._sqlite_reads is None:
+            path = make_url(self.url).database or ":memory:"
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._sqlite_reads = connection
+        return self._sqlite_reads
+
     async def dispose(self) -> None:
+        if self._sqlite_reads is not None:
+            self._sqlite_reads.close()
+            self._sqlite_reads = None
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -99,7 +99,8 @@ class _TooLarge(Exception):
     pass
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose: FastAPI would run a plain function in a worker thread."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

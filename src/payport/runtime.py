@@ -24,7 +24,7 @@ from payport.messaging.local import EventPublisher, LocalCommandConsumer, relay_
 from payport.payments.handlers import PaymentsContext
 from payport.providers.base import PaymentProvider
 from payport.providers.sandbox import SandboxProvider, SandboxWebhookDeliverer
-from payport.webhooks import service as webhooks
+from payport.webhooks.service import WebhookProcessor
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,9 @@ class Runtime:
         db: Database | None = None,
     ) -> None:
         self.settings = settings
-        self.db = db or Database(settings.database_url)
+        self.db = db or Database(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         self.provider = build_provider(settings, self.db)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.commands_ready = Signal()
@@ -84,6 +86,8 @@ class Runtime:
         self.bus: CommandBus = LocalCommandBus(self.db, on_submit=self.commands_ready.notify)
         self.publisher = EventPublisher()
         self.consumer = LocalCommandConsumer(self.ctx, max_in_flight=settings.max_in_flight)
+        self.webhook_processor = WebhookProcessor(self.db, self.provider)
+        self._webhook_secrets: list[str] | None = None
         self._webhook_client = webhook_client
         self._owns_client = webhook_client is None
         self.deliverer: SandboxWebhookDeliverer | None = None
@@ -101,12 +105,15 @@ class Runtime:
         self.deliveries_ready.notify()
 
     async def webhook_secrets(self) -> list[str]:
-        secrets = [s.get_secret_value() for s in self.settings.stripe_webhook_secret]
-        if isinstance(self.provider, SandboxProvider):
-            sandbox_secret = await self.provider.webhook_secret()
-            if sandbox_secret not in secrets:
-                secrets.append(sandbox_secret)
-        return secrets
+        """Configured secrets, plus the sandbox's own; read once, they do not change."""
+        if self._webhook_secrets is None:
+            secrets = [s.get_secret_value() for s in self.settings.stripe_webhook_secret]
+            if isinstance(self.provider, SandboxProvider):
+                sandbox_secret = await self.provider.webhook_secret()
+                if sandbox_secret not in secrets:
+                    secrets.append(sandbox_secret)
+            self._webhook_secrets = secrets
+        return self._webhook_secrets
 
     def _sandbox_deliverer(self) -> SandboxWebhookDeliverer | None:
         if not isinstance(self.provider, SandboxProvider):
@@ -126,7 +133,7 @@ class Runtime:
         return await relay_once(self.db, self.publisher)
 
     async def webhook_step(self) -> int:
-        return await webhooks.process_pending(self.db, self.provider)
+        return await self.webhook_processor.process_pending()
 
     async def delivery_step(self) -> int:
         deliverer = self._sandbox_deliverer()
@@ -140,6 +147,7 @@ class Runtime:
             work += await self.relay_step()
             work += await self.delivery_step()
             work += await self.webhook_step()
+            await self.webhook_processor.join()
             work += await self.relay_step()
             if work == 0:
                 return
@@ -202,6 +210,7 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.consumer.join()
+        await self.webhook_processor.join()
         with contextlib.suppress(Exception):
             await self.relay_step()
         for name in ("local-commands", "outbox-relay"):

@@ -17,7 +17,7 @@ from payport.payments import repository
 from payport.payments.handlers import Outcome, handle_command
 from payport.payments.schemas import CaptureBody, CreatePaymentBody, ReleaseBody, RevertBody
 from payport.payments.states import PaymentStatus
-from payport.payments.views import api_payment
+from payport.payments.views import BY_ID, api_payment, payment_row
 from payport.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
@@ -46,12 +46,12 @@ async def _result(
             field=payload.get("field"),
             stripe_code=payload.get("stripe_code"),
             decline_code=payload.get("decline_code"),
-            payment=api_payment(payment) if payment else None,
+            payment=api_payment(payment_row(payment)) if payment else None,
         ).body
         return status, orjson.loads(body)
     if payment is None:
         raise NotFound("payment not found", field="payment_id")
-    return (201 if created else 200), api_payment(payment)
+    return (201 if created else 200), api_payment(payment_row(payment))
 
 
 async def _run(runtime: Runtime, kind: str, payload: dict[str, Any], key: str | None) -> Outcome:
@@ -96,11 +96,10 @@ async def _set_provider_customer(runtime: Runtime, payment_id: str | None, custo
 
 @router.get("/{payment_id}", summary="Retrieve a payment")
 async def get_payment(payment_id: str, runtime: RuntimeDep) -> JSONResponse:
-    async with runtime.db.read() as session:
-        payment = await repository.get(session, payment_id)
-    if payment is None:
+    row = await runtime.db.fetch_one(BY_ID, {"payment_id": payment_id})
+    if row is None:
         return problem(404, "NOT_FOUND", f"payment {payment_id} not found", field="payment_id")
-    return FastJSONResponse(api_payment(payment))
+    return FastJSONResponse(api_payment(row))
 
 
 @router.get("", summary="List payments, newest first")
@@ -128,7 +127,7 @@ async def list_payments(
             limit=limit + 1,
             starting_after=cursor,
         )
-    data = [api_payment(p) for p in rows[:limit]]
+    data = [api_payment(payment_row(p)) for p in rows[:limit]]
     return FastJSONResponse(
         {"object": "list", "data": data, "has_more": len(rows) > limit, "url": "/api/v1/payments"}
     )

@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 from payport.http import FastJSONResponse, RuntimeDep
 from payport.messaging.envelope import envelope_from_document, now_iso
 from payport.money import Money
-from payport.payments import repository
 from payport.payments.models import Payment
 from payport.payments.states import PaymentStatus
-from payport.payments.views import legacy_payment
+from payport.payments.views import BY_ID, BY_ORDER_ID, legacy_payment
 
 router = APIRouter(tags=["CampusG contract"])
 
@@ -36,20 +35,18 @@ async def health() -> dict[str, str]:
 
 @router.get("/payment/{order_id}/status")
 async def payment_status(order_id: str, runtime: RuntimeDep) -> JSONResponse:
-    async with runtime.db.read() as session:
-        payment = await repository.get_by_order_id(session, order_id)
-    if payment is None:
+    row = await runtime.db.fetch_one(BY_ORDER_ID, {"order_id": order_id})
+    if row is None:
         return _failure(404, "NOT_FOUND", f"no payment for order {order_id}")
-    return FastJSONResponse({"success": True, "payment": legacy_payment(payment)})
+    return FastJSONResponse({"success": True, "payment": legacy_payment(row)})
 
 
 @router.get("/payment/{payment_id}/details")
 async def payment_details(payment_id: str, runtime: RuntimeDep) -> JSONResponse:
-    async with runtime.db.read() as session:
-        payment = await repository.get(session, payment_id)
-    if payment is None:
+    row = await runtime.db.fetch_one(BY_ID, {"payment_id": payment_id})
+    if row is None:
         return _failure(404, "NOT_FOUND", f"payment {payment_id} not found")
-    return FastJSONResponse({"success": True, "payment": legacy_payment(payment)})
+    return FastJSONResponse({"success": True, "payment": legacy_payment(row)})
 
 
 def _major_total(rows: list[tuple[str, int | None]]) -> float:
@@ -116,9 +113,8 @@ async def _queue(
     await runtime.bus.submit(envelope, orjson.dumps(document))
 
 
-async def _existing(runtime: RuntimeDep, payment_id: str) -> Payment | None:
-    async with runtime.db.read() as session:
-        return await repository.get(session, payment_id)
+async def _exists(runtime: RuntimeDep, payment_id: str) -> bool:
+    return await runtime.db.fetch_one(BY_ID, {"payment_id": payment_id}) is not None
 
 
 @router.post("/payment/{payment_id}/release", status_code=202)
@@ -136,7 +132,7 @@ async def release(payment_id: str, request: Request, runtime: RuntimeDep) -> JSO
             "`runner_connect_account_id` must be acct_…",
             "runner_connect_account_id",
         )
-    if await _existing(runtime, payment_id) is None:
+    if not await _exists(runtime, payment_id):
         return _failure(404, "NOT_FOUND", f"payment {payment_id} not found")
     correlation_id = str(body.get("correlation_id") or uuid.uuid4())
     payload = {
@@ -164,7 +160,7 @@ async def revert(payment_id: str, request: Request, runtime: RuntimeDep) -> JSON
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         return _failure(400, "INVALID_PAYLOAD", "`reason` must be a string", "reason")
-    if await _existing(runtime, payment_id) is None:
+    if not await _exists(runtime, payment_id):
         return _failure(404, "NOT_FOUND", f"payment {payment_id} not found")
     correlation_id = str(body.get("correlation_id") or uuid.uuid4())
     payload: dict[str, Any] = {"payment_id": payment_id}

@@ -128,14 +128,23 @@ def outcome_for_settled(payment: Payment) -> tuple[str, dict[str, Any]] | None:
     return events.AUTHORIZED, events.authorized(payment)
 
 
-def _status_for_intent(intent: base.IntentView) -> PaymentStatus | None:
-    if intent.status in (base.PI_REQUIRES_CAPTURE, base.PI_SUCCEEDED):
+def status_for_intent_status(intent_status: str) -> PaymentStatus | None:
+    """The payment status a PaymentIntent status stands for (None: no opinion)."""
+    if intent_status in (base.PI_REQUIRES_CAPTURE, base.PI_SUCCEEDED):
         return S.AUTHORIZED
-    if intent.status == base.PI_REQUIRES_ACTION:
+    if intent_status == base.PI_REQUIRES_ACTION:
         return S.REQUIRES_ACTION
-    if intent.status in (base.PI_REQUIRES_PAYMENT_METHOD, base.PI_CANCELED):
+    if intent_status in (base.PI_REQUIRES_PAYMENT_METHOD, base.PI_CANCELED):
         return S.FAILED
     return None
+
+
+def intent_could_change(current: PaymentStatus, intent_status: str, *, reverting: bool) -> bool:
+    """Whether an intent in `intent_status` could move a payment now in `current`."""
+    if reverting and intent_status == base.PI_CANCELED:
+        return current in (S.AUTHORIZED, S.REQUIRES_ACTION)
+    target = status_for_intent_status(intent_status)
+    return target is not None and target is not current and can_transition(current, target)
 
 
 def _intent_failure(intent: base.IntentView) -> PayportError:
@@ -173,7 +182,7 @@ async def apply_intent(
         payment.payment_intent_id = intent.id
     if intent.latest_charge:
         payment.charge_id = intent.latest_charge
-    target = _status_for_intent(intent)
+    target = status_for_intent_status(intent.status)
     current = payment.payment_status
     if target is None or target is current:
         return []

@@ -1,8 +1,15 @@
-"""Record a verified provider event once, then apply it by asking the provider for the truth."""
+"""Record a verified provider event once, then apply it by asking the provider for the truth.
+
+Most events only confirm what payport already knows (payport changed the
+intent itself); those are settled from the stored snapshot without a provider
+call. An event that could change a payment is never trusted as-is: the
+object is fetched again and its current state applied, so order doesn't matter.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.db import Database, utcnow
 from payport.errors import InvalidPayload
+from payport.messaging.dispatch import KeyedDispatcher
 from payport.payments import repository as payments
 from payport.payments import service as payment_service
+from payport.payments.models import Payment
+from payport.payments.states import PaymentStatus
 from payport.providers import base
 from payport.providers.errors import with_retries
 from payport.webhooks.models import ProviderEvent
@@ -41,6 +51,14 @@ class ParsedEvent:
     object_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    row_id: int
+    event_type: str
+    object_id: str | None
+    object_status: str | None
+
+
 def parse_event(body: bytes) -> ParsedEvent:
     """The minimum every Stripe event has: an id, a type and `data.object`."""
     try:
@@ -54,10 +72,15 @@ def parse_event(body: bytes) -> ParsedEvent:
         raise InvalidPayload("event has no id", field="id")
     if not isinstance(event_type, str) or not event_type:
         raise InvalidPayload("event has no type", field="type")
-    data = document.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    object_id = obj.get("id") if isinstance(obj, dict) else None
+    obj = _data_object(document)
+    object_id = obj.get("id")
     return ParsedEvent(event_id, event_type, object_id if isinstance(object_id, str) else None)
+
+
+def _data_object(document: Any) -> dict[str, Any]:
+    data = document.get("data") if isinstance(document, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    return obj if isinstance(obj, dict) else {}
 
 
 async def record_event(session: AsyncSession, parsed: ParsedEvent, body: bytes) -> bool:
@@ -80,72 +103,126 @@ async def record_event(session: AsyncSession, parsed: ParsedEvent, body: bytes) 
     return bool(getattr(result, "rowcount", 0))
 
 
-async def process_pending(db: Database, provider: base.PaymentProvider, *, limit: int = 100) -> int:
-    """Apply stored events in arrival order; returns how many were handled."""
-    async with db.read() as session:
-        rows = (
-            await session.execute(
-                select(ProviderEvent.id, ProviderEvent.event_type, ProviderEvent.object_id)
-                .where(ProviderEvent.status == "pending")
-                .order_by(ProviderEvent.id)
-                .limit(limit)
-            )
-        ).all()
-    for row_id, event_type, object_id in rows:
-        await _process_one(db, provider, row_id, event_type, object_id)
-    return len(rows)
+class WebhookProcessor:
+    """Applies stored events: confirmations in bulk, possible changes via the provider."""
 
+    def __init__(self, db: Database, provider: base.PaymentProvider, *, concurrency: int = 64):
+        self._db = db
+        self._provider = provider
+        self._dispatcher = KeyedDispatcher(concurrency)
+        self._in_flight: set[int] = set()
 
-async def _process_one(
-    db: Database,
-    provider: base.PaymentProvider,
-    row_id: int,
-    event_type: str,
-    object_id: str | None,
-) -> None:
-    if event_type not in INTENT_EVENTS or object_id is None:
-        await _finish(db, row_id, "ignored", None)
-        return
-    try:
-        intent = await with_retries(lambda: provider.retrieve_payment_intent(object_id))
-        async with db.transaction() as session:
-            payment = await payments.get_by_intent_id(session, object_id, for_update=True)
-            if payment is None:
-                payment = await _payment_from_metadata(session, intent)
+    async def process_pending(self, *, limit: int = 500) -> int:
+        """Handle what is pending; returns how many events were taken up."""
+        pending = [p for p in await self._load_pending(limit) if p.row_id not in self._in_flight]
+        if not pending:
+            return 0
+        settled, to_fetch = await self._triage(pending)
+        if settled:
+            await self._mark(settled)
+        for event in to_fetch:
+            self._in_flight.add(event.row_id)
+            await self._dispatcher.submit(event.object_id or "", self._job(event))
+        return len(pending)
+
+    async def join(self) -> None:
+        await self._dispatcher.join()
+
+    async def _load_pending(self, limit: int) -> list[_Pending]:
+        async with self._db.read() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        ProviderEvent.id,
+                        ProviderEvent.event_type,
+                        ProviderEvent.object_id,
+                        ProviderEvent.body,
+                    )
+                    .where(ProviderEvent.status == "pending")
+                    .order_by(ProviderEvent.id)
+                    .limit(limit + len(self._in_flight))
+                )
+            ).all()
+        return [
+            _Pending(row_id, kind, object_id, _data_object(orjson.loads(body)).get("status"))
+            for row_id, kind, object_id, body in rows
+        ]
+
+    async def _triage(
+        self, pending: Sequence[_Pending]
+    ) -> tuple[list[tuple[int, str]], list[_Pending]]:
+        """Split into (settled without the provider, needing the provider's truth)."""
+        intent_ids = [p.object_id for p in pending if p.event_type in INTENT_EVENTS and p.object_id]
+        async with self._db.read() as session:
+            rows = (
+                await session.execute(
+                    select(Payment.payment_intent_id, Payment.status, Payment.revert_reason).where(
+                        Payment.payment_intent_id.in_(intent_ids)
+                    )
+                )
+            ).all()
+        known = {intent_id: (PaymentStatus(status), reason) for intent_id, status, reason in rows}
+        settled: list[tuple[int, str]] = []
+        to_fetch: list[_Pending] = []
+        for event in pending:
+            if event.event_type not in INTENT_EVENTS or not event.object_id:
+                settled.append((event.row_id, "ignored"))
+                continue
+            state = known.get(event.object_id)
+            if state is not None and not payment_service.intent_could_change(
+                state[0], event.object_status or "", reverting=state[1] is not None
+            ):
+                settled.append((event.row_id, "processed"))
+                continue
+            to_fetch.append(event)
+        return settled, to_fetch
+
+    async def _mark(self, outcomes: Sequence[tuple[int, str]]) -> None:
+        now = utcnow()
+        async with self._db.transaction() as session:
+            for status in {s for _id, s in outcomes}:
+                ids = [row_id for row_id, s in outcomes if s == status]
+                await session.execute(
+                    update(ProviderEvent)
+                    .where(ProviderEvent.id.in_(ids))
+                    .values(status=status, processed_at=now)
+                )
+
+    def _job(self, event: _Pending) -> Any:
+        async def run() -> None:
+            try:
+                await self._apply_from_provider(event)
+            except Exception as exc:
+                log.exception("webhook processing failed event_row=%s", event.row_id)
+                await self._retry_later(event.row_id, type(exc).__name__)
+            finally:
+                self._in_flight.discard(event.row_id)
+
+        return run
+
+    async def _apply_from_provider(self, event: _Pending) -> None:
+        intent_id = event.object_id or ""
+        intent = await with_retries(lambda: self._provider.retrieve_payment_intent(intent_id))
+        async with self._db.transaction() as session:
+            payment = await payments.get_by_intent_id(session, intent_id, for_update=True)
+            if payment is None and intent.metadata.get("payment_id"):
+                payment = await payments.get(
+                    session, intent.metadata["payment_id"], for_update=True
+                )
             if payment is not None:
                 await payment_service.apply_intent(session, payment, intent)
-            await _mark(session, row_id, "processed" if payment else "ignored", None)
-    except Exception as exc:
-        log.exception("webhook processing failed event_row=%s", row_id)
-        await _retry_later(db, row_id, type(exc).__name__)
+            await session.execute(
+                update(ProviderEvent)
+                .where(ProviderEvent.id == event.row_id)
+                .values(status="processed" if payment else "ignored", processed_at=utcnow())
+            )
 
-
-async def _payment_from_metadata(session: AsyncSession, intent: base.IntentView) -> Any:
-    payment_id = intent.metadata.get("payment_id")
-    if not payment_id:
-        return None
-    return await payments.get(session, payment_id, for_update=True)
-
-
-async def _mark(session: AsyncSession, row_id: int, status: str, error: str | None) -> None:
-    await session.execute(
-        update(ProviderEvent)
-        .where(ProviderEvent.id == row_id)
-        .values(status=status, error=error, processed_at=utcnow())
-    )
-
-
-async def _finish(db: Database, row_id: int, status: str, error: str | None) -> None:
-    async with db.transaction() as session:
-        await _mark(session, row_id, status, error)
-
-
-async def _retry_later(db: Database, row_id: int, error: str) -> None:
-    async with db.transaction() as session:
-        row = await session.get(ProviderEvent, row_id)
-        if row is None:
-            return
-        row.attempts += 1
-        row.error = error
-        if row.attempts >= MAX_ATTEMPTS:
-            row.status = "failed"
+    async def _retry_later(self, row_id: int, error: str) -> None:
+        async with self._db.transaction() as session:
+            row = await session.get(ProviderEvent, row_id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.error = error
+            if row.attempts >= MAX_ATTEMPTS:
+                row.status = "failed"

@@ -43,7 +43,7 @@ _STYLE = (
 sandbox_router = APIRouter(prefix="/sandbox", tags=["sandbox"])
 
 
-def get_sandbox_provider(request: Request) -> SandboxProvider:
+async def get_sandbox_provider(request: Request) -> SandboxProvider:
     """The app's provider, if it is the sandbox; these pages do not exist otherwise."""
     provider = getattr(request.app.state, "provider", None)
     if not isinstance(provider, SandboxProvider):

@@ -6,12 +6,14 @@ receiver never holds the database; several processes can run deliverers side by 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.db import Database, utcnow
 from payport.providers.sandbox.models import SandboxWebhookDelivery
@@ -53,13 +55,24 @@ class SandboxWebhookDeliverer:
         self._max_attempts = max_attempts
         self._rng = random.Random()
 
-    async def deliver_due(self, limit: int = 100) -> int:
-        """Attempt every due delivery (up to `limit`); return how many were attempted."""
+    async def deliver_due(self, limit: int = 100, concurrency: int = 16) -> int:
+        """Attempt every due delivery (up to `limit`); return how many were attempted.
+
+        POSTs overlap (Stripe promises no order either) and their outcomes are
+        recorded together in one transaction.
+        """
         secret = await self._provider.webhook_secret()
         due = await self._claim_due(limit)
-        for delivery in due:
-            error = await self._post(delivery.body.encode(), secret)
-            await self._record_attempt(delivery.id, error)
+        if not due:
+            return 0
+        slots = asyncio.Semaphore(concurrency)
+
+        async def attempt(delivery: _Due) -> str | None:
+            async with slots:
+                return await self._post(delivery.body.encode(), secret)
+
+        errors = await asyncio.gather(*(attempt(delivery) for delivery in due))
+        await self._record_attempts([(d.id, e) for d, e in zip(due, errors, strict=True)])
         return len(due)
 
     async def pending_count(self) -> int:
@@ -109,17 +122,32 @@ class SandboxWebhookDeliverer:
             return None
         return f"HTTP {response.status_code}: {response.text}"[:_ERROR_TEXT_LIMIT]
 
-    async def _record_attempt(self, delivery_id: int, error: str | None) -> None:
+    async def _record_attempts(self, outcomes: list[tuple[int, str | None]]) -> None:
         now = utcnow()
+        delivered = [delivery_id for delivery_id, error in outcomes if error is None]
+        failed = [(delivery_id, error) for delivery_id, error in outcomes if error is not None]
         async with self._db.transaction() as session:
-            row = await session.get(SandboxWebhookDelivery, delivery_id, with_for_update=True)
-            if row is None:
-                return
+            if delivered:
+                await session.execute(
+                    update(SandboxWebhookDelivery)
+                    .where(SandboxWebhookDelivery.id.in_(delivered))
+                    .values(
+                        attempts=SandboxWebhookDelivery.attempts + 1,
+                        delivered_at=now,
+                        last_error=None,
+                    )
+                )
+            for delivery_id, error in failed:
+                await self._record_failure(session, delivery_id, error, now)
+
+    async def _record_failure(
+        self, session: AsyncSession, delivery_id: int, error: str | None, now: datetime
+    ) -> None:
+        row = await session.get(SandboxWebhookDelivery, delivery_id, with_for_update=True)
+        if row is not None:
             row.attempts += 1
             row.last_error = error
-            if error is None:
-                row.delivered_at = now
-            elif row.attempts >= self._max_attempts:
+            if row.attempts >= self._max_attempts:
                 row.next_attempt_at = GIVEN_UP_AT
                 row.last_error = f"given up after {row.attempts} attempts; last error: {error}"
             else:

@@ -1,0 +1,1 @@
+"""payport benchmarks: `make bench` (python -m bench). Ratios against same-run baselines."""
