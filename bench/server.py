@@ -35,11 +35,12 @@ def wait_healthy(port: int, path: str, timeout_s: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def payport_server(env: dict[str, str]) -> Iterator[int]:
+def payport_server(env: dict[str, str], *, command: str = "serve") -> Iterator[int]:
+    """`payport serve` (or `api`) on a free port; SIGTERM and wait on the way out."""
     port = free_port()
     full_env = os.environ | {"PORT": str(port), "PAYPORT_LOG_LEVEL": "WARNING"} | env
     process = subprocess.Popen(
-        [sys.executable, "-m", "payport", "serve"],
+        [sys.executable, "-m", "payport", command],
         env=full_env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -78,8 +78,11 @@ def reject(
             status="processing",
         )
         entry.source_ref = source_ref
-    order_id = target if envelope.type == "authorize_payment" and target != "-" else None
-    payload = events.failed(error, payment=payment, order_id=order_id)
+    named = target if target != "-" else None
+    is_authorize = envelope.type == "authorize_payment"
+    payload = events.failed(error, payment=payment, order_id=named if is_authorize else None)
+    if payment is None and named and not is_authorize:
+        payload["payment_id"] = named  # the id the command named, though nothing has it
     return Outcome(service.answer(session, entry, events.FAILED, payload), entry.payment_id)
 
 
