@@ -24,7 +24,7 @@ from payport.messaging.local import EventPublisher, LocalCommandConsumer, relay_
 from payport.payments.handlers import PaymentsContext
 from payport.providers.base import PaymentProvider
 from payport.providers.sandbox import SandboxProvider, SandboxWebhookDeliverer
-from payport.webhooks.service import WebhookProcessor
+from payport.webhooks.service import EventRecorder, WebhookProcessor
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class Runtime:
         self.publisher = EventPublisher()
         self.consumer = LocalCommandConsumer(self.ctx, max_in_flight=settings.max_in_flight)
         self.webhook_processor = WebhookProcessor(self.db, self.provider)
+        self.event_recorder = EventRecorder(self.db)
         self._webhook_secrets: list[str] | None = None
         self._webhook_client = webhook_client
         self._owns_client = webhook_client is None

@@ -1,67 +1,183 @@
-"""authorize_payment: hold the money (manual capture), or learn why not."""
+"""authorize_payment: hold the money (manual capture), or learn why not.
+
+Each command runs as before: record it, call the provider outside any
+transaction with the key `authorize:{payment_id}`, apply the answer. The two
+database phases go through coalescers, so concurrent authorizations share a
+transaction, load what they need in bulk and flush as executemany.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payport.coalesce import Coalescer
 from payport.errors import PayportError
-from payport.messaging.envelope import Envelope
-from payport.payments import repository, service
+from payport.messaging.envelope import Envelope, Event, target_of
+from payport.messaging.models import InboxEntry
+from payport.payments import service
 from payport.payments.commands import (
     Outcome,
     PaymentsContext,
+    answered_from_record,
+    inbox_key,
     recorded_event,
     reject,
-    start,
 )
 from payport.payments.models import Payment
-from payport.payments.schemas import parse_authorize
+from payport.payments.schemas import AuthorizeCommand, parse_authorize
 from payport.payments.states import PaymentStatus
 from payport.providers import base
 from payport.providers.errors import to_payport_error, with_retries
 
 log = logging.getLogger(__name__)
 S = PaymentStatus
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    envelope: Envelope
+    source_ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """After the first phase: either a final outcome, or a provider call to make."""
+
+    outcome: Outcome | None
+    payment_id: str | None = None
+    call: base.AuthorizeRequest | None = None
+    command_key: str = ""
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    started: _Started
+    intent: base.IntentView | None
+    error: PayportError | None
 
 
 async def authorize(ctx: PaymentsContext, envelope: Envelope, source_ref: str | None) -> Outcome:
+    started = await _coalescer(ctx, "authorize.start", _start_many).submit(
+        _Request(envelope, source_ref)
+    )
+    if started.outcome is not None:
+        return started.outcome
+    intent, error = await _call_provider(ctx, started)
+    return await _coalescer(ctx, "authorize.settle", _settle_many).submit(
+        _Answer(started, intent, error)
+    )
+
+
+def _coalescer(
+    ctx: PaymentsContext,
+    name: str,
+    run: Callable[[PaymentsContext, Sequence[T]], Awaitable[Sequence[R]]],
+) -> Coalescer[T, R]:
+    """One coalescer per context and phase, so concurrent commands share transactions."""
+    if name not in ctx.batches:
+        ctx.batches[name] = Coalescer(functools.partial(run, ctx))
+    return cast(Coalescer[T, R], ctx.batches[name])
+
+
+# --- phase 1: record the commands, create the payments -----------------------------------
+
+
+async def _start_many(ctx: PaymentsContext, requests: Sequence[_Request]) -> list[_Started]:
     async with ctx.db.transaction() as session:
-        target, entry, done = await start(session, envelope, source_ref)
-        if done is not None:
-            return done
-        if entry is not None:  # waiting: resume only an authorization cut short by a crash
-            payment = await repository.get(session, entry.payment_id or "")
-            if payment is None or payment.payment_status is not S.INITIATING:
-                return Outcome(None, entry.payment_id)
-        else:
-            try:
-                command = parse_authorize(envelope.payload, ctx.settings.default_currency)
-            except PayportError as error:
-                return reject(session, envelope, target, source_ref, error)
-            payment = await repository.get_by_order_id(session, command.order_id)
-            if payment is None:
-                payment = service.create_payment(session, command, envelope.correlation_id)
-            entry = service.open_entry(
-                session,
-                kind=envelope.type,
-                target=target,
-                correlation_id=envelope.correlation_id,
-                payment_id=payment.id,
-                status="waiting",
-            )
-            entry.source_ref = source_ref
-            settled = service.outcome_for_settled(payment)
-            if settled is not None:
-                return Outcome(service.answer(session, entry, *settled), payment.id)
-            if payment.payment_status is not S.INITIATING:
-                return Outcome(None, payment.id)
-        request = _authorize_request(payment)
-        payment_id = payment.id
-    return await _authorize_with_provider(ctx, payment_id, request, entry.command_key)
+        entries = await _entries_by_key(session, [inbox_key(r.envelope) for r in requests])
+        commands = [_parse(r.envelope, ctx.settings.default_currency) for r in requests]
+        payments = await _payments_for(session, commands, entries.values())
+        return [
+            _start_one(session, request, command, entries, payments)
+            for request, command in zip(requests, commands, strict=True)
+        ]
 
 
-def _authorize_request(payment: Payment) -> base.AuthorizeRequest:
-    return base.AuthorizeRequest(
+def _parse(envelope: Envelope, default_currency: str) -> AuthorizeCommand | PayportError:
+    try:
+        return parse_authorize(envelope.payload, default_currency)
+    except PayportError as error:
+        return error
+
+
+async def _entries_by_key(session: AsyncSession, keys: list[str]) -> dict[str, InboxEntry]:
+    rows = await session.scalars(select(InboxEntry).where(InboxEntry.command_key.in_(keys)))
+    return {entry.command_key: entry for entry in rows}
+
+
+async def _payments_for(
+    session: AsyncSession,
+    commands: Sequence[AuthorizeCommand | PayportError],
+    entries: Iterable[InboxEntry],
+) -> dict[str, Payment]:
+    """Payments by order id and by payment id, for every command in the batch."""
+    order_ids = [c.order_id for c in commands if isinstance(c, AuthorizeCommand)]
+    payment_ids = [e.payment_id for e in entries if e.payment_id]
+    rows = await session.scalars(
+        select(Payment).where(Payment.order_id.in_(order_ids) | Payment.id.in_(payment_ids))
+    )
+    found: dict[str, Payment] = {}
+    for payment in rows:
+        found[payment.order_id] = found[payment.id] = payment
+    return found
+
+
+def _start_one(
+    session: AsyncSession,
+    request: _Request,
+    command: AuthorizeCommand | PayportError,
+    entries: dict[str, InboxEntry],
+    payments: dict[str, Payment],
+) -> _Started:
+    envelope, source_ref = request.envelope, request.source_ref
+    key = inbox_key(envelope)
+    entry = entries.get(key)
+    done = answered_from_record(session, entry, source_ref)
+    if done is not None:
+        return _Started(done)
+    if entry is not None:  # waiting: resume only an authorization cut short by a crash
+        payment = payments.get(entry.payment_id or "")
+        if payment is None or payment.payment_status is not S.INITIATING:
+            return _Started(Outcome(None, entry.payment_id))
+        return _call_for(payment, entry)
+    target = target_of(envelope) or "-"
+    if isinstance(command, PayportError):
+        return _Started(reject(session, envelope, target, source_ref, command))
+    payment = payments.get(command.order_id)
+    if payment is None:
+        payment = service.create_payment(session, command, envelope.correlation_id)
+        payments[payment.order_id] = payments[payment.id] = payment
+    entry = service.open_entry(
+        session,
+        kind=envelope.type,
+        target=target,
+        correlation_id=envelope.correlation_id,
+        payment_id=payment.id,
+        status="waiting",
+    )
+    entry.source_ref = source_ref
+    entries[key] = entry
+    settled = service.outcome_for_settled(payment)
+    if settled is not None:
+        return _Started(Outcome(service.answer(session, entry, *settled), payment.id))
+    if payment.payment_status is not S.INITIATING:
+        return _Started(Outcome(None, payment.id))
+    return _call_for(payment, entry)
+
+
+def _call_for(payment: Payment, entry: InboxEntry) -> _Started:
+    request = base.AuthorizeRequest(
         amount=payment.money,
         payment_method=payment.payment_method_id or "",
         customer=payment.provider_customer_id,
@@ -69,29 +185,73 @@ def _authorize_request(payment: Payment) -> base.AuthorizeRequest:
         return_url=payment.return_url,
         metadata={"payment_id": payment.id, "order_id": payment.order_id},
     )
+    return _Started(None, payment.id, request, entry.command_key, entry.correlation_id)
 
 
-async def _authorize_with_provider(
-    ctx: PaymentsContext, payment_id: str, request: base.AuthorizeRequest, command_key: str
-) -> Outcome:
-    intent: base.IntentView | None = None
-    error: PayportError | None = None
+# --- phase 2: the provider ---------------------------------------------------------------
+
+
+async def _call_provider(
+    ctx: PaymentsContext, started: _Started
+) -> tuple[base.IntentView | None, PayportError | None]:
+    assert started.call is not None
+    call = started.call
     try:
         intent = await with_retries(
             lambda: ctx.provider.create_payment_intent(
-                request, idempotency_key=f"authorize:{payment_id}"
+                call, idempotency_key=f"authorize:{started.payment_id}"
             )
         )
     except base.ProviderError as exc:
-        intent, error = exc.payment_intent, to_payport_error(exc)
-        log.info("authorize declined payment_id=%s code=%s", payment_id, error.code)
+        error = to_payport_error(exc)
+        log.info("authorize declined payment_id=%s code=%s", started.payment_id, error.code)
+        return exc.payment_intent, error
+    return intent, None
+
+
+# --- phase 3: apply the answers ----------------------------------------------------------
+
+
+async def _settle_many(ctx: PaymentsContext, answers: Sequence[_Answer]) -> list[Outcome]:
+    ids = [a.started.payment_id or "" for a in answers]
     async with ctx.db.transaction() as session:
-        payment = await repository.get(session, payment_id, for_update=True)
-        assert payment is not None
-        if intent is not None:
-            await service.apply_intent(session, payment, intent)
-        if error is not None and payment.payment_status is S.INITIATING:
-            await service.fail_payment(session, payment, error)
-        entry = await repository.get_inbox_entry(session, command_key)
-        outcome_event = recorded_event(entry)
-    return Outcome(outcome_event, payment_id)
+        locked = await session.scalars(select(Payment).where(Payment.id.in_(ids)).with_for_update())
+        payments = {payment.id: payment for payment in locked}
+        waiting = await _waiting_by_payment(session, ids)
+        return [await _settle_one(session, a, payments, waiting) for a in answers]
+
+
+async def _waiting_by_payment(
+    session: AsyncSession, payment_ids: list[str]
+) -> dict[str, list[InboxEntry]]:
+    rows = await session.scalars(
+        select(InboxEntry)
+        .where(InboxEntry.payment_id.in_(payment_ids), InboxEntry.status == "waiting")
+        .order_by(InboxEntry.id)
+    )
+    grouped: dict[str, list[InboxEntry]] = defaultdict(list)
+    for entry in rows:
+        grouped[entry.payment_id or ""].append(entry)
+    return grouped
+
+
+async def _settle_one(
+    session: AsyncSession,
+    answer: _Answer,
+    payments: dict[str, Payment],
+    waiting: dict[str, list[InboxEntry]],
+) -> Outcome:
+    started = answer.started
+    payment = payments[started.payment_id or ""]
+    pending = waiting[payment.id]
+    published: list[Event] = []
+    if answer.intent is not None:
+        published += await service.apply_intent(session, payment, answer.intent, waiting=pending)
+    if answer.error is not None and payment.payment_status is S.INITIATING:
+        published += await service.fail_payment(session, payment, answer.error, waiting=pending)
+    mine = [e for e in published if e.body["correlation_id"] == started.correlation_id]
+    if mine:
+        return Outcome(mine[0], payment.id)
+    # Settled before us (a webhook won the race) or still waiting for 3-D Secure.
+    entries = await _entries_by_key(session, [started.command_key])
+    return Outcome(recorded_event(entries.get(started.command_key)), payment.id)

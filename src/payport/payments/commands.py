@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +33,8 @@ class PaymentsContext:
     provider: base.PaymentProvider
     settings: Settings
     on_commit: Callable[[], None] = field(default=lambda: None)
+    # Coalescers by name, created on first use (see payport.coalesce).
+    batches: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -47,14 +50,24 @@ async def start(
 ) -> tuple[str, InboxEntry | None, Outcome | None]:
     """Find this command in the inbox; a finished one is answered from the record."""
     target = target_of(envelope) or "-"
-    key = service.command_key(envelope.type, target, envelope.correlation_id)
-    entry = await repository.get_inbox_entry(session, key)
+    entry = await repository.get_inbox_entry(session, inbox_key(envelope))
+    return target, entry, answered_from_record(session, entry, source_ref)
+
+
+def inbox_key(envelope: Envelope) -> str:
+    return service.command_key(envelope.type, target_of(envelope) or "-", envelope.correlation_id)
+
+
+def answered_from_record(
+    session: AsyncSession, entry: InboxEntry | None, source_ref: str | None
+) -> Outcome | None:
+    """A finished command's outcome; re-published only for a re-sent copy of the command."""
     if entry is None or entry.status != "done":
-        return target, entry, None
+        return None
     event = None
     if entry.outcome is not None and entry.source_ref != source_ref:
         event = replay_event(session, entry.outcome)
-    return target, entry, Outcome(event, entry.payment_id)
+    return Outcome(event, entry.payment_id)
 
 
 def reject(

@@ -7,6 +7,7 @@ and every outcome leaves as an outbox event written in the same transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -99,10 +100,18 @@ def _move(payment: Payment, target: PaymentStatus) -> None:
 
 
 async def _answer_authorize(
-    session: AsyncSession, payment: Payment, event_type: str, payload: dict[str, Any]
+    session: AsyncSession,
+    payment: Payment,
+    event_type: str,
+    payload: dict[str, Any],
+    waiting: Sequence[InboxEntry] | None,
 ) -> list[Event]:
-    """Settle every authorize command waiting on this payment; announce it once if none."""
-    waiting = await repository.waiting_entries(session, payment.id)
+    """Settle every authorize command waiting on this payment; announce it once if none.
+
+    `waiting` may be preloaded by a caller that settles many payments at once.
+    """
+    if waiting is None:
+        waiting = await repository.waiting_entries(session, payment.id)
     if waiting:
         return [answer(session, entry, event_type, payload) for entry in waiting]
     return [
@@ -171,7 +180,11 @@ def _cancel_completes_revert(payment: Payment, intent: base.IntentView) -> bool:
 
 
 async def apply_intent(
-    session: AsyncSession, payment: Payment, intent: base.IntentView
+    session: AsyncSession,
+    payment: Payment,
+    intent: base.IntentView,
+    *,
+    waiting: Sequence[InboxEntry] | None = None,
 ) -> list[Event]:
     """Bring a payment in line with its PaymentIntent as the provider reports it now.
 
@@ -198,18 +211,24 @@ async def apply_intent(
         _move(payment, target)
         payment.next_action_url = None
         return await _answer_authorize(
-            session, payment, events.AUTHORIZED, events.authorized(payment)
+            session, payment, events.AUTHORIZED, events.authorized(payment), waiting
         )
-    return await fail_payment(session, payment, _intent_failure(intent))
+    return await fail_payment(session, payment, _intent_failure(intent), waiting=waiting)
 
 
-async def fail_payment(session: AsyncSession, payment: Payment, error: PayportError) -> list[Event]:
+async def fail_payment(
+    session: AsyncSession,
+    payment: Payment,
+    error: PayportError,
+    *,
+    waiting: Sequence[InboxEntry] | None = None,
+) -> list[Event]:
     """An authorization that ended without money held: FAILED, and every waiter told."""
     _move(payment, S.FAILED)
     payment.failure_code = error.code
     payment.failure_message = error.message
     return await _answer_authorize(
-        session, payment, events.FAILED, events.failed(error, payment=payment)
+        session, payment, events.FAILED, events.failed(error, payment=payment), waiting
     )
 
 

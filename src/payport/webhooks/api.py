@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from payport.errors import PayportError
 from payport.http import FastJSONResponse, RuntimeDep
-from payport.webhooks.service import parse_event, record_event
+from payport.webhooks.service import parse_event
 from payport.webhooks.signature import verify_signature
 
 router = APIRouter(tags=["webhooks"])
@@ -29,8 +29,7 @@ async def stripe_webhook(request: Request, runtime: RuntimeDep) -> JSONResponse:
         return FastJSONResponse(
             {"success": False, "error": error.code, "message": error.message}, status_code=400
         )
-    async with runtime.db.transaction() as session:
-        created = await record_event(session, parsed, body)
+    created = await runtime.event_recorder.record(parsed, body)
     if created:
         runtime.webhooks_ready.notify()
     return FastJSONResponse({"received": True, "duplicate": not created})

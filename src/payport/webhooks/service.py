@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from payport.coalesce import Coalescer
 from payport.db import Database, utcnow
 from payport.errors import InvalidPayload
 from payport.messaging.dispatch import KeyedDispatcher
@@ -83,24 +84,56 @@ def _data_object(document: Any) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-async def record_event(session: AsyncSession, parsed: ParsedEvent, body: bytes) -> bool:
-    """Insert once by event id; a replayed delivery changes nothing. True if new."""
-    values: dict[str, Any] = {
-        "event_id": parsed.event_id,
-        "event_type": parsed.event_type,
-        "object_id": parsed.object_id,
-        "body": body.decode(),
-        "status": "pending",
-        "attempts": 0,
-        "received_at": utcnow(),
+async def record_events(
+    session: AsyncSession, events: Sequence[tuple[ParsedEvent, bytes]]
+) -> list[bool]:
+    """Insert each event once by its id, all in one statement; True for the new ones.
+
+    A replayed delivery (an id already stored, or twice in this batch) changes nothing.
+    """
+    now = utcnow()
+    rows = {
+        parsed.event_id: {
+            "event_id": parsed.event_id,
+            "event_type": parsed.event_type,
+            "object_id": parsed.object_id,
+            "body": body.decode(),
+            "status": "pending",
+            "attempts": 0,
+            "received_at": now,
+        }
+        for parsed, body in reversed(events)  # the first copy wins
     }
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(ProviderEvent).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
+        insert(ProviderEvent)
+        .values(list(rows.values()))
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(ProviderEvent.event_id)
     )
-    result = await session.execute(statement)
-    return bool(getattr(result, "rowcount", 0))
+    inserted = set((await session.execute(statement)).scalars())
+    new: list[bool] = []
+    for parsed, _body in events:
+        new.append(parsed.event_id in inserted)
+        inserted.discard(parsed.event_id)
+    return new
+
+
+class EventRecorder:
+    """Stores verified events; concurrent deliveries share one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._coalescer: Coalescer[tuple[ParsedEvent, bytes], bool] = Coalescer(self._record_many)
+
+    async def record(self, parsed: ParsedEvent, body: bytes) -> bool:
+        """True if the event is new; returns after the commit that holds it."""
+        return await self._coalescer.submit((parsed, body))
+
+    async def _record_many(self, events: Sequence[tuple[ParsedEvent, bytes]]) -> list[bool]:
+        async with self._db.transaction() as session:
+            return await record_events(session, events)
 
 
 class WebhookProcessor:

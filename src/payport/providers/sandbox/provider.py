@@ -15,6 +15,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
+from payport.coalesce import Coalescer
 from payport.db import Database, utcnow
 from payport.money import MAX_AMOUNT_MINOR, Money, normalize_currency
 from payport.providers.base import (
@@ -108,6 +111,7 @@ class SandboxProvider:
         self._configured_secrets = tuple(configured_webhook_secrets)
         self._rng = rng or random.Random()
         self._generated_secret: str | None = None
+        self._calls: Coalescer[tuple[_Call, Operation], _Outcome] = Coalescer(self._run_many)
 
     # --- the PaymentProvider port -------------------------------------------------------
 
@@ -288,24 +292,40 @@ class SandboxProvider:
             )  # fmt: skip
         for _ in range(_CLAIM_ATTEMPTS):
             try:
-                async with self._db.transaction() as session:
-                    outcome = await self._run_in(SandboxStore(session), call, operation)
-            except KeyInUseError:
-                continue
+                outcome = await self._calls.submit((call, operation))
+            except IntegrityError:
+                continue  # a concurrent request with this key committed first: replay it
             return outcome.unwrap()
         raise ProviderTransientError(
             "A request with this idempotency key is still being processed; retry later.",
             code="idempotency_key_in_use",
         )
 
-    async def _run_in(self, store: SandboxStore, call: _Call, operation: Operation) -> _Outcome:
+    async def _run_many(self, calls: Sequence[tuple[_Call, Operation]]) -> list[_Outcome]:
+        """Concurrent API calls share one transaction (see payport.coalesce)."""
+        async with self._db.transaction() as session:
+            store = SandboxStore(session)
+            keys = [call.idempotency_key for call, _ in calls if call.idempotency_key]
+            records = await store.idempotency_records(keys)
+            return [
+                await self._run_in(store, call, operation, records) for call, operation in calls
+            ]
+
+    async def _run_in(
+        self,
+        store: SandboxStore,
+        call: _Call,
+        operation: Operation,
+        records: Mapping[str, SandboxIdempotencyRecord],
+    ) -> _Outcome:
+        """One call inside the batch's transaction. `records` were loaded for the whole
+        batch, so no lookup here flushes the calls before it (they flush together)."""
         now = utcnow()
         key = call.idempotency_key or None
         if key is not None:
-            record = await store.idempotency_record(key)
+            record = records.get(key)
             if record is not None:
                 return _replay(record, call)
-            await store.claim_idempotency_key(key, call.fingerprint, now=now)
         ctx = RequestContext(
             store, now=now, request_id=new_id("req_"), idempotency_key=key,
             base_url=self.base_url,
@@ -315,7 +335,10 @@ class SandboxProvider:
         except ProviderError as error:
             outcome = _Outcome(error.http_status, error_body(error), error)
         if key is not None:
-            await store.settle_idempotency_key(key, outcome.http_status, outcome.body)
+            # Written with the effect, in one transaction: a concurrent duplicate fails on
+            # the key's primary key at commit, rolls its effect back, and replays this.
+            store.record_idempotency_key(key, call.fingerprint, outcome.http_status,
+                                         outcome.body, now=now)  # fmt: skip
         return outcome
 
     async def _stored_webhook_secret(self) -> str:

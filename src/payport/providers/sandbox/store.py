@@ -59,26 +59,24 @@ class SandboxStore:
         row.data = dumps(obj)
         row.updated_at = now
 
-    async def idempotency_record(self, key: str) -> SandboxIdempotencyRecord | None:
-        return await self._session.get(SandboxIdempotencyRecord, key)
-
-    async def claim_idempotency_key(self, key: str, fingerprint: str, *, now: datetime) -> None:
-        """Insert the key now, so a concurrent request with it waits on the primary key."""
-        record = SandboxIdempotencyRecord(
-            key=key, fingerprint=fingerprint, http_status=0, body="", created_at=now
+    async def idempotency_records(self, keys: list[str]) -> dict[str, SandboxIdempotencyRecord]:
+        if not keys:
+            return {}
+        rows = await self._session.scalars(
+            select(SandboxIdempotencyRecord).where(SandboxIdempotencyRecord.key.in_(keys))
         )
-        self._session.add(record)
-        try:
-            await self._session.flush()
-        except IntegrityError as exc:
-            raise KeyInUseError(key) from exc
+        return {record.key: record for record in rows}
 
-    async def settle_idempotency_key(self, key: str, http_status: int, body: JSON) -> None:
-        record = await self._session.get(SandboxIdempotencyRecord, key)
-        if record is None:
-            raise LookupError(f"idempotency key {key!r} was never claimed")
-        record.http_status = http_status
-        record.body = dumps(body)
+    def record_idempotency_key(
+        self, key: str, fingerprint: str, http_status: int, body: JSON, *, now: datetime
+    ) -> None:
+        """Save the answer under its key, in the transaction that made the effect."""
+        self._session.add(
+            SandboxIdempotencyRecord(
+                key=key, fingerprint=fingerprint, http_status=http_status, body=dumps(body),
+                created_at=now,
+            )
+        )  # fmt: skip
 
     async def enqueue_event(self, event: JSON, *, now: datetime) -> None:
         self._session.add(

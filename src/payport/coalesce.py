@@ -1,0 +1,63 @@
+"""Group commit without timers: concurrent callers share one transaction.
+
+Whatever is queued while a batch runs forms the next batch, so a lone caller
+waits for nothing and a crowd pays one BEGIN/COMMIT and one flush (executemany)
+instead of one each. If a batch fails, its items are retried one by one, so a
+bad item fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+BatchFn = Callable[[Sequence[T]], Awaitable[Sequence[R]]]
+
+
+class Coalescer(Generic[T, R]):
+    def __init__(self, run_batch: BatchFn[T, R], *, max_batch: int = 256) -> None:
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._draining = False
+
+    async def submit(self, item: T) -> R:
+        """Queue `item`; returns its result once the transaction holding it committed."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._run(batch)
+        finally:
+            self._draining = False
+
+    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._run_batch([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _, future = batch[0]
+                if not future.done():
+                    future.set_exception(exc)
+                return
+            log.warning("batch of %d failed; retrying its items one by one", len(batch))
+            for single in batch:
+                await self._run([single])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
