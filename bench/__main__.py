@@ -24,7 +24,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from bench.loadgen import run_load
+from bench.loadgen import post_all, run_load
 from bench.server import bare_server, payport_server
 from payport.db import Database
 from payport.migrate import upgrade_async
@@ -33,6 +33,7 @@ from payport.providers.base import AuthorizeRequest
 from payport.providers.sandbox import SandboxProvider
 
 LATENCY_MS = 300
+SUBMITTERS = int(os.environ.get("BENCH_SUBMITTERS", "64"))
 COMMANDS = int(os.environ.get("BENCH_COMMANDS", "3000"))
 console = Console()
 results: list[dict[str, Any]] = []
@@ -77,19 +78,6 @@ def envelope(index: int) -> dict[str, Any]:
     }
 
 
-async def submit_all(client: httpx.AsyncClient, bodies: list[bytes]) -> None:
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-
-    async def worker() -> None:
-        while not queue.empty():
-            response = await client.post("/api/v1/commands", content=queue.get_nowait())
-            assert response.status_code == 202, response.text
-
-    await asyncio.gather(*(worker() for _ in range(16)))
-
-
 async def wait_outcomes(client: httpx.AsyncClient, wanted: set[str]) -> float:
     cursor, seen = 0, 0
     while seen < len(wanted):
@@ -105,14 +93,22 @@ async def authorize_throughput(port: int) -> tuple[float, int]:
     bodies = [envelope(i) for i in range(COMMANDS)]
     wanted = {b["correlation_id"] for b in bodies}
     encoded = [orjson.dumps(b) for b in bodies]
-    limits = httpx.Limits(max_connections=32)
+    # Shorter than uvicorn's 5 s keep-alive, so a pooled connection is never reused as it closes.
+    limits = httpx.Limits(max_connections=4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
     ) as client:
         started = time.perf_counter()
         waiter = asyncio.create_task(wait_outcomes(client, wanted))
-        await submit_all(client, encoded)
+        errors = await post_all(
+            "127.0.0.1", port, "/api/v1/commands", encoded, connections=SUBMITTERS
+        )
+        assert errors == 0, f"{errors} commands were refused"
+        submitted = time.perf_counter()
         finished = await waiter
+        console.print(
+            f"submitted in {submitted - started:.1f} s, outcomes after {finished - started:.1f} s"
+        )
     return COMMANDS / (finished - started), COMMANDS
 
 

@@ -21,6 +21,45 @@ class LoadResult:
         return self.requests / self.seconds
 
 
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    """Send one request on a keep-alive connection; return the status once the body is read."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def post_all(
+    host: str, port: int, path: str, bodies: list[bytes], *, connections: int
+) -> int:
+    """POST every body (JSON) over `connections` keep-alive connections; returns errors."""
+    queue = list(reversed(bodies))
+
+    async def connection() -> int:
+        reader, writer = await asyncio.open_connection(host, port)
+        errors = 0
+        try:
+            while queue:
+                body = queue.pop()
+                head = (
+                    f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                errors += await _exchange(reader, writer, head + body) >= 400
+        finally:
+            writer.close()
+        return errors
+
+    return sum(await asyncio.gather(*(connection() for _ in range(connections))))
+
+
 async def _connection(
     host: str, port: int, request: bytes, deadline: float, latencies: list[float]
 ) -> int:
@@ -29,14 +68,7 @@ async def _connection(
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            status = await _exchange(reader, writer, request)
             latencies.append(time.perf_counter() - started)
             errors += status >= 400
     finally:

@@ -21,7 +21,7 @@ BatchFn = Callable[[Sequence[T]], Awaitable[Sequence[R]]]
 
 
 class Coalescer(Generic[T, R]):
-    def __init__(self, run_batch: BatchFn[T, R], *, max_batch: int = 256) -> None:
+    def __init__(self, run_batch: BatchFn[T, R], *, max_batch: int = 64) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
