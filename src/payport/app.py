@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -16,10 +17,25 @@ from payport.errors import PayportError
 from payport.http import BodySizeLimit, payport_error_handler, validation_error_handler
 from payport.messaging.api import router as messaging_router
 from payport.payments.api import router as payments_router
+from payport.payments.legacy_api import LEGACY_READ_DOCS, LEGACY_READ_ROUTES
 from payport.payments.legacy_api import router as legacy_router
 from payport.providers.sandbox import sandbox_router
 from payport.runtime import Runtime
 from payport.webhooks.api import router as webhooks_router
+
+
+def _document_extra_routes(app: FastAPI) -> None:
+    """Add the plain Starlette routes to the OpenAPI schema FastAPI generates."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema["paths"] = LEGACY_READ_DOCS | schema["paths"]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -53,6 +69,8 @@ def create_app(
     app.add_exception_handler(PayportError, payport_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.router.routes[0:0] = LEGACY_READ_ROUTES  # matched first: the hottest reads
+    _document_extra_routes(app)
     for router in (
         legacy_router,
         payments_router,

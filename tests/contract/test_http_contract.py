@@ -814,3 +814,18 @@ async def test_revert_during_3ds_cancels_and_answers_the_authorize(harness: Harn
     assert (await harness.payment_by_order("order-3ds-revert"))["status"] == "REVERTED"
     intent = await sandbox_intent(harness, before["paymentIntentId"])
     assert intent["status"] == "canceled"
+
+
+async def test_openapi_documents_every_campusg_route(harness: Harness) -> None:
+    schema = (await harness.client.get("/openapi.json")).json()
+    for path in (
+        "/health",
+        "/payment/{order_id}/status",
+        "/payment/{payment_id}/details",
+        "/history/{user_id}",
+        "/payment/{payment_id}/release",
+        "/payment/{payment_id}/revert",
+        "/stripe-webhook",
+    ):
+        assert path in schema["paths"], path
+    assert (await harness.client.get("/docs")).status_code == 200

@@ -10,6 +10,8 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
+from starlette.responses import Response
+from starlette.routing import Route
 
 from payport.http import FastJSONResponse, RuntimeDep
 from payport.messaging.envelope import envelope_from_document, now_iso
@@ -17,6 +19,7 @@ from payport.money import Money
 from payport.payments.models import Payment
 from payport.payments.states import PaymentStatus
 from payport.payments.views import BY_ID, BY_ORDER_ID, legacy_payment
+from payport.runtime import Runtime
 
 router = APIRouter(tags=["CampusG contract"])
 
@@ -33,20 +36,55 @@ async def health() -> dict[str, str]:
     return {"status": "healthy"}
 
 
-@router.get("/payment/{order_id}/status")
-async def payment_status(order_id: str, runtime: RuntimeDep) -> JSONResponse:
+# The two hottest reads (orchestrators poll them) are plain Starlette routes: FastAPI's
+# parameter machinery costs ~2.5x the work itself here. They are documented in
+# OpenAPI through LEGACY_READ_DOCS.
+
+
+async def payment_status(request: Request) -> Response:
+    order_id = request.path_params["order_id"]
+    runtime: Runtime = request.app.state.runtime
     row = await runtime.db.fetch_one(BY_ORDER_ID, {"order_id": order_id})
     if row is None:
         return _failure(404, "NOT_FOUND", f"no payment for order {order_id}")
     return FastJSONResponse({"success": True, "payment": legacy_payment(row)})
 
 
-@router.get("/payment/{payment_id}/details")
-async def payment_details(payment_id: str, runtime: RuntimeDep) -> JSONResponse:
+async def payment_details(request: Request) -> Response:
+    payment_id = request.path_params["payment_id"]
+    runtime: Runtime = request.app.state.runtime
     row = await runtime.db.fetch_one(BY_ID, {"payment_id": payment_id})
     if row is None:
         return _failure(404, "NOT_FOUND", f"payment {payment_id} not found")
     return FastJSONResponse({"success": True, "payment": legacy_payment(row)})
+
+
+LEGACY_READ_ROUTES = [
+    Route("/payment/{order_id}/status", payment_status, methods=["GET"]),
+    Route("/payment/{payment_id}/details", payment_details, methods=["GET"]),
+]
+
+
+def _read_doc(summary: str, parameter: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "tags": ["CampusG contract"],
+            "summary": summary,
+            "parameters": [
+                {"name": parameter, "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": '`{"success": true, "payment": PAYMENT}` (CONTRACT.md)'},
+                "404": {"description": '`{"success": false, "error": "NOT_FOUND", "message"}`'},
+            },
+        }
+    }
+
+
+LEGACY_READ_DOCS = {
+    "/payment/{order_id}/status": _read_doc("The payment of an order", "order_id"),
+    "/payment/{payment_id}/details": _read_doc("A payment by its id", "payment_id"),
+}
 
 
 def _major_total(rows: list[tuple[str, int | None]]) -> float:
