@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
+    def check_available(self) -> None:
+        """Refuse settings this build cannot honour, rather than quietly ignore them."""
+        if self.provider is ProviderName.STRIPE:
+            raise ConfigError("PAYPORT_PROVIDER", "stripe is not available in this build yet")
+        if self.transport is TransportName.KAFKA:
+            raise ConfigError("PAYPORT_TRANSPORT", "kafka is not available in this build yet")
+
     def check_production(self) -> None:
         """Refuse configurations that would be unsafe with real money."""
         if self.env is not Environment.PRODUCTION:
@@ -126,6 +133,7 @@ def load_settings(**overrides: object) -> Settings:
         variable = str(first["loc"][0]) if first["loc"] else "configuration"
         raise ConfigError(variable.upper(), first["msg"]) from None
     settings.check_production()
+    settings.check_available()
     return settings
 
 

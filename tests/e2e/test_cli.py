@@ -126,3 +126,13 @@ def test_api_and_worker_as_separate_processes(tmp_path: Path) -> None:
         worker.terminate()
         _, log = worker.communicate(timeout=15)
         assert worker.returncode == 0, log.decode()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("PAYPORT_PROVIDER", "stripe"), ("PAYPORT_TRANSPORT", "kafka")]
+)
+def test_settings_this_build_cannot_honour_are_refused(variable: str, value: str) -> None:
+    result = payport("migrate", env={variable: value, "STRIPE_SECRET_KEY": "sk_test_x"})
+    assert result.returncode == 2
+    assert variable in result.stderr.decode()
+    assert "not available" in result.stderr.decode()

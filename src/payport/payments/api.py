@@ -61,6 +61,20 @@ async def _run(runtime: Runtime, kind: str, payload: dict[str, Any], key: str | 
     return await handle_command(runtime.ctx, envelope, source_ref=None)
 
 
+async def _act(
+    runtime: Runtime, kind: str, payload: dict[str, Any], idempotency_key: str | None
+) -> JSONResponse:
+    """Run an action on a payment now, once per Idempotency-Key."""
+
+    async def produce() -> tuple[int, dict[str, Any]]:
+        return await _result(runtime, await _run(runtime, kind, payload, idempotency_key))
+
+    route = f"{kind} {payload['payment_id']}"
+    return await run_idempotently(
+        runtime.db, idempotency_key, route=route, params=payload, produce=produce
+    )
+
+
 @router.post("", status_code=201, summary="Authorize (hold) a payment")
 async def create_payment(
     body: CreatePaymentBody, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
@@ -144,15 +158,7 @@ async def capture_payment(
         "payment_id": payment_id,
         "amount_to_capture": body.amount_to_capture if body else None,
     }
-
-    async def produce() -> tuple[int, dict[str, Any]]:
-        return await _result(
-            runtime, await _run(runtime, "capture_payment", payload, idempotency_key)
-        )
-
-    return await run_idempotently(
-        runtime.db, idempotency_key, route=f"capture {payment_id}", params=payload, produce=produce
-    )
+    return await _act(runtime, "capture_payment", payload, idempotency_key)
 
 
 @router.post("/{payment_id}/release", summary="Capture and transfer to the runner")
@@ -163,15 +169,7 @@ async def release_payment(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     payload = {"payment_id": payment_id, **body.model_dump()}
-
-    async def produce() -> tuple[int, dict[str, Any]]:
-        return await _result(
-            runtime, await _run(runtime, "release_payment", payload, idempotency_key)
-        )
-
-    return await run_idempotently(
-        runtime.db, idempotency_key, route=f"release {payment_id}", params=payload, produce=produce
-    )
+    return await _act(runtime, "release_payment", payload, idempotency_key)
 
 
 @router.post("/{payment_id}/revert", summary="Cancel the hold or refund the capture")
@@ -182,12 +180,4 @@ async def revert_payment(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     payload = {"payment_id": payment_id, "reason": body.reason if body else None}
-
-    async def produce() -> tuple[int, dict[str, Any]]:
-        return await _result(
-            runtime, await _run(runtime, "revert_payment", payload, idempotency_key)
-        )
-
-    return await run_idempotently(
-        runtime.db, idempotency_key, route=f"revert {payment_id}", params=payload, produce=produce
-    )
+    return await _act(runtime, "revert_payment", payload, idempotency_key)

@@ -28,6 +28,7 @@ from payport.payments.commands import (
     PaymentsContext,
     answered_from_record,
     inbox_key,
+    open_entry,
     recorded_event,
     reject,
 )
@@ -158,15 +159,7 @@ def _start_one(
     if payment is None:
         payment = service.create_payment(session, command, envelope.correlation_id)
         payments[payment.order_id] = payments[payment.id] = payment
-    entry = service.open_entry(
-        session,
-        kind=envelope.type,
-        target=target,
-        correlation_id=envelope.correlation_id,
-        payment_id=payment.id,
-        status="waiting",
-    )
-    entry.source_ref = source_ref
+    entry = open_entry(session, envelope, source_ref, payment_id=payment.id, status="waiting")
     entries[key] = entry
     settled = service.outcome_for_settled(payment)
     if settled is not None:

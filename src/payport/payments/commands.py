@@ -54,6 +54,28 @@ async def start(
     return target, entry, answered_from_record(session, entry, source_ref)
 
 
+def open_entry(
+    session: AsyncSession,
+    envelope: Envelope,
+    source_ref: str | None,
+    *,
+    payment_id: str | None,
+    status: str = "processing",
+) -> InboxEntry:
+    """Record a new distinct command (its outcome is filled in by `service.answer`)."""
+    entry = InboxEntry(
+        command_key=inbox_key(envelope),
+        command_type=envelope.type,
+        target=target_of(envelope) or "-",
+        correlation_id=envelope.correlation_id,
+        payment_id=payment_id,
+        status=status,
+        source_ref=source_ref,
+    )
+    session.add(entry)
+    return entry
+
+
 def inbox_key(envelope: Envelope) -> str:
     return service.command_key(envelope.type, target_of(envelope) or "-", envelope.correlation_id)
 
@@ -82,15 +104,9 @@ def reject(
 ) -> Outcome:
     """Record a command that cannot proceed and publish its payment.failed."""
     if entry is None:
-        entry = service.open_entry(
-            session,
-            kind=envelope.type,
-            target=target,
-            correlation_id=envelope.correlation_id,
-            payment_id=payment.id if payment else None,
-            status="processing",
+        entry = open_entry(
+            session, envelope, source_ref, payment_id=payment.id if payment else None
         )
-        entry.source_ref = source_ref
     named = target if target != "-" else None
     is_authorize = envelope.type == "authorize_payment"
     payload = events.failed(error, payment=payment, order_id=named if is_authorize else None)

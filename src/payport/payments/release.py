@@ -12,6 +12,7 @@ from payport.payments.commands import (
     Outcome,
     PaymentsContext,
     Snapshot,
+    open_entry,
     reject,
     snapshot,
     start,
@@ -44,16 +45,7 @@ async def release(ctx: PaymentsContext, envelope: Envelope, source_ref: str | No
         assert payment is not None
         payment.runner_id = command.runner_id
         payment.runner_account_id = command.runner_account_id
-        if entry is None:
-            entry = service.open_entry(
-                session,
-                kind=envelope.type,
-                target=target,
-                correlation_id=envelope.correlation_id,
-                payment_id=payment.id,
-                status="processing",
-            )
-            entry.source_ref = source_ref
+        entry = entry or open_entry(session, envelope, source_ref, payment_id=payment.id)
         snap = snapshot(payment)
         command_key = entry.command_key
     return await _release_with_provider(ctx, snap, command_key)
@@ -153,16 +145,7 @@ async def capture(ctx: PaymentsContext, envelope: Envelope, source_ref: str | No
                 session, envelope, target, source_ref, problem, payment=payment, entry=entry
             )
         assert payment is not None
-        if entry is None:
-            entry = service.open_entry(
-                session,
-                kind=envelope.type,
-                target=target,
-                correlation_id=envelope.correlation_id,
-                payment_id=payment.id,
-                status="processing",
-            )
-            entry.source_ref = source_ref
+        entry = entry or open_entry(session, envelope, source_ref, payment_id=payment.id)
         snap, command_key = snapshot(payment), entry.command_key
     error: PayportError | None = None
     captured: base.IntentView | None = None

@@ -12,6 +12,7 @@ from payport.payments.commands import (
     Outcome,
     PaymentsContext,
     Snapshot,
+    open_entry,
     reject,
     snapshot,
     start,
@@ -60,16 +61,7 @@ async def revert(ctx: PaymentsContext, envelope: Envelope, source_ref: str | Non
         payment.revert_reason = (
             refund_reason(command.reason) if needs_refund else cancellation_reason(command.reason)
         )
-        if entry is None:
-            entry = service.open_entry(
-                session,
-                kind=envelope.type,
-                target=target,
-                correlation_id=envelope.correlation_id,
-                payment_id=payment.id,
-                status="processing",
-            )
-            entry.source_ref = source_ref
+        entry = entry or open_entry(session, envelope, source_ref, payment_id=payment.id)
         snap = snapshot(payment)
         command_key = entry.command_key
     return await _revert_with_provider(ctx, snap, command_key, needs_refund=needs_refund)

@@ -32,27 +32,6 @@ def command_key(kind: str, target: str, correlation_id: str) -> str:
     return f"{kind}:{target}:{correlation_id}"
 
 
-def open_entry(
-    session: AsyncSession,
-    *,
-    kind: str,
-    target: str,
-    correlation_id: str,
-    payment_id: str | None,
-    status: str,
-) -> InboxEntry:
-    entry = InboxEntry(
-        command_key=command_key(kind, target, correlation_id),
-        command_type=kind,
-        target=target,
-        correlation_id=correlation_id,
-        payment_id=payment_id,
-        status=status,
-    )
-    session.add(entry)
-    return entry
-
-
 def answer(
     session: AsyncSession, entry: InboxEntry, event_type: str, payload: dict[str, Any]
 ) -> Event:

@@ -46,7 +46,7 @@ def verify_signature(
     secrets: Sequence[str],
     *,
     tolerance_s: int = 300,
-    now: float | None = None,
+    now_s: float | None = None,
 ) -> int:
     """Check the header against every secret (rotation); return the signed timestamp."""
     if not header:
@@ -54,7 +54,7 @@ def verify_signature(
     if not secrets:
         raise InvalidSignature("no webhook secret is configured")
     timestamp, candidates = _parse_header(header)
-    current = time.time() if now is None else now
+    current = time.time() if now_s is None else now_s
     if timestamp < current - tolerance_s:
         raise InvalidSignature("signature timestamp is outside the tolerance")
     for secret in secrets:
