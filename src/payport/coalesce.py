@@ -26,6 +26,7 @@ class Coalescer(Generic[T, R]):
         self._max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._draining = False
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
 
     async def submit(self, item: T) -> R:
         """Queue `item`; returns its result once the transaction holding it committed."""
@@ -33,7 +34,7 @@ class Coalescer(Generic[T, R]):
         self._queue.append((item, future))
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:

@@ -117,21 +117,31 @@ async def _entries_by_key(session: AsyncSession, keys: list[str]) -> dict[str, I
     return {entry.command_key: entry for entry in rows}
 
 
+@dataclass(slots=True)
+class _Known:
+    """Payments the batch touches, by order id and by payment id."""
+
+    by_order: dict[str, Payment]
+    by_id: dict[str, Payment]
+
+    def add(self, payment: Payment) -> None:
+        self.by_order[payment.order_id] = self.by_id[payment.id] = payment
+
+
 async def _payments_for(
     session: AsyncSession,
     commands: Sequence[AuthorizeCommand | PayportError],
     entries: Iterable[InboxEntry],
-) -> dict[str, Payment]:
-    """Payments by order id and by payment id, for every command in the batch."""
+) -> _Known:
     order_ids = [c.order_id for c in commands if isinstance(c, AuthorizeCommand)]
     payment_ids = [e.payment_id for e in entries if e.payment_id]
     rows = await session.scalars(
         select(Payment).where(Payment.order_id.in_(order_ids) | Payment.id.in_(payment_ids))
     )
-    found: dict[str, Payment] = {}
+    known = _Known({}, {})
     for payment in rows:
-        found[payment.order_id] = found[payment.id] = payment
-    return found
+        known.add(payment)
+    return known
 
 
 def _start_one(
@@ -139,7 +149,7 @@ def _start_one(
     request: _Request,
     command: AuthorizeCommand | PayportError,
     entries: dict[str, InboxEntry],
-    payments: dict[str, Payment],
+    payments: _Known,
 ) -> _Started:
     envelope, source_ref = request.envelope, request.source_ref
     key = inbox_key(envelope)
@@ -148,17 +158,17 @@ def _start_one(
     if done is not None:
         return _Started(done)
     if entry is not None:  # waiting: resume only an authorization cut short by a crash
-        payment = payments.get(entry.payment_id or "")
+        payment = payments.by_id.get(entry.payment_id or "")
         if payment is None or payment.payment_status is not S.INITIATING:
             return _Started(Outcome(None, entry.payment_id))
         return _call_for(payment, entry)
     target = target_of(envelope) or "-"
     if isinstance(command, PayportError):
         return _Started(reject(session, envelope, target, source_ref, command))
-    payment = payments.get(command.order_id)
+    payment = payments.by_order.get(command.order_id)
     if payment is None:
         payment = service.create_payment(session, command, envelope.correlation_id)
-        payments[payment.order_id] = payments[payment.id] = payment
+        payments.add(payment)
     entry = open_entry(session, envelope, source_ref, payment_id=payment.id, status="waiting")
     entries[key] = entry
     settled = service.outcome_for_settled(payment)
