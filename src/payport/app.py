@@ -51,6 +51,8 @@ def create_app(
         app.state.provider = active.provider
         if run_worker and owned:
             active.start_worker()
+        if owned:
+            active.settle_heap()
         try:
             yield
         finally:

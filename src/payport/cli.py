@@ -87,6 +87,7 @@ async def _run_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     runtime.start_worker()
+    runtime.settle_heap()
     log.info("worker started transport=%s provider=%s", settings.transport, settings.provider)
     await stop.wait()
     log.info("worker stopping: finishing in-flight commands")

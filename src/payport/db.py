@@ -8,6 +8,8 @@ pool of ~16 connections serves both.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -86,6 +88,9 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool, synchronous: str) ->
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Checkpoints copy the WAL into the database file (tens of ms); on the loop thread
+        # they would stall every request, so Database.checkpoint() runs them in a thread.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -188,6 +193,17 @@ class Database:
             connection.execute("PRAGMA busy_timeout=30000")
             self._sqlite_reads = connection
         return self._sqlite_reads
+
+    async def checkpoint(self) -> None:
+        """Fold the SQLite WAL back into the database file, off the event loop."""
+        if self.is_sqlite:
+            await asyncio.to_thread(self._checkpoint_blocking)
+
+    def _checkpoint_blocking(self) -> None:
+        path = make_url(self.url).database or ":memory:"
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+            connection.execute("PRAGMA busy_timeout=5000")
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def dispose(self) -> None:
         if self._sqlite_reads is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -152,6 +153,16 @@ class Runtime:
 
     # --- background loops ---------------------------------------------------------------
 
+    @staticmethod
+    def settle_heap() -> None:
+        """Move start-up objects (modules, mappers, compiled SQL) out of the GC's view.
+
+        Measured under load: full collections took 125-150 ms, stalling every
+        request; after freezing, collections only scan what requests create.
+        """
+        gc.collect()
+        gc.freeze()
+
     def start_worker(self) -> None:
         """Start the consumer, relay, webhook processor and sandbox webhook sender."""
         self._tasks += [
@@ -163,6 +174,8 @@ class Runtime:
             ),
             asyncio.create_task(self._loop(self.webhook_step, self.webhooks_ready)),
         ]
+        if self.db.is_sqlite:
+            self._tasks.append(asyncio.create_task(self._checkpoint_loop()))
         if isinstance(self.provider, SandboxProvider):
             self._tasks.append(
                 asyncio.create_task(self._loop(self.delivery_step, self.deliveries_ready))
@@ -177,6 +190,15 @@ class Runtime:
                 done = 0
             if done == 0:
                 await signal.wait(POLL_INTERVAL_S)
+
+    async def _checkpoint_loop(self, every_s: float = 1.0) -> None:
+        """SQLite only: keep the WAL short without stalling the loop (see db.py)."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(every_s)
+            try:
+                await self.db.checkpoint()
+            except Exception:
+                log.exception("WAL checkpoint failed; will retry")
 
     async def _leased_loop(
         self, name: str, step: Callable[[], Awaitable[int]], signal: Signal
