@@ -11,10 +11,15 @@ class PayportError(Exception):
     code = "PROCESSING_ERROR"
     http_status = 500
 
-    def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, **extra: Any
+    ) -> None:
+        """`code` overrides the class's code only to replay a failure recorded earlier."""
         super().__init__(message)
         self.message = message
         self.field = field
+        if code is not None:
+            self.code = code
         self.extra = extra
 
     def as_event_payload(self) -> dict[str, Any]:
@@ -55,6 +60,20 @@ class IdempotencyConflict(PayportError):
 class CardError(PayportError):
     code = "STRIPE_CARD_ERROR"
     http_status = 402
+
+
+class PaymentCanceled(PayportError):
+    """The provider canceled the intent (expired hold, dashboard) without a revert."""
+
+    code = "PAYMENT_CANCELED"
+    http_status = 409
+
+
+class PaymentReverted(PayportError):
+    """A revert ended the payment while an authorization still waited for 3-D Secure."""
+
+    code = "PAYMENT_REVERTED"
+    http_status = 409
 
 
 class ProviderUnavailable(PayportError):

@@ -117,7 +117,7 @@ async def _release_with_provider(ctx: PaymentsContext, snap: Snapshot, command_k
         if captured is not None:
             service.record_capture(payment, captured)
         if transfer is not None and error is None:
-            await service.complete_release(session, payment, transfer, fee_minor=fee)
+            service.complete_release(payment, transfer, fee_minor=fee)
             event = service.answer(session, entry, events.RELEASED, events.released(payment))
         else:
             assert error is not None

@@ -13,11 +13,10 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payport.errors import CardError, PayportError
+from payport.errors import CardError, PaymentCanceled, PaymentReverted, PayportError
 from payport.messaging.envelope import Event
 from payport.messaging.models import InboxEntry
 from payport.messaging.outbox import emit
-from payport.money import Money
 from payport.payments import events, repository
 from payport.payments.models import Payment
 from payport.payments.schemas import AuthorizeCommand
@@ -110,8 +109,10 @@ def outcome_for_settled(payment: Payment) -> tuple[str, dict[str, Any]] | None:
     if status in (S.INITIATING, S.REQUIRES_ACTION):
         return None
     if status is S.FAILED:
-        error = PayportError(payment.failure_message or "payment failed")
-        error.code = payment.failure_code or "PROCESSING_ERROR"
+        error = PayportError(
+            payment.failure_message or "payment failed",
+            code=payment.failure_code or "PROCESSING_ERROR",
+        )
         return events.FAILED, events.failed(error, payment=payment)
     return events.AUTHORIZED, events.authorized(payment)
 
@@ -137,11 +138,9 @@ def intent_could_change(current: PaymentStatus, intent_status: str, *, reverting
 
 def _intent_failure(intent: base.IntentView) -> PayportError:
     if intent.status == base.PI_CANCELED:
-        error = PayportError(
+        return PaymentCanceled(
             f"payment intent was canceled ({intent.cancellation_reason or 'unknown reason'})"
         )
-        error.code = "PAYMENT_CANCELED"
-        return error
     return CardError(
         intent.last_error_message or "the card could not be authorized",
         stripe_code=intent.last_error_code,
@@ -211,13 +210,6 @@ async def fail_payment(
     )
 
 
-def release_fee(payment: Payment, platform_fee_bps: int) -> tuple[int, int]:
-    """(platform fee, runner's share) of what was captured; the fee rounds down."""
-    captured = Money(payment.amount_captured_minor, payment.currency)
-    fee = captured.fee(platform_fee_bps)
-    return fee.amount_minor, (captured - fee).amount_minor
-
-
 def record_capture(payment: Payment, intent: base.IntentView) -> None:
     payment.amount_captured_minor = intent.amount_received
     if intent.latest_charge:
@@ -225,22 +217,18 @@ def record_capture(payment: Payment, intent: base.IntentView) -> None:
 
 
 def complete_capture(payment: Payment) -> None:
-    """Captured for the platform itself: no transfer follows."""
+    """Captured: SUCCEEDED, and any failure of an earlier attempt cleared."""
     _move(payment, S.SUCCEEDED)
     payment.failure_code = None
     payment.failure_message = None
 
 
-async def complete_release(
-    session: AsyncSession, payment: Payment, transfer: base.TransferView, *, fee_minor: int
-) -> list[Event]:
-    _move(payment, S.SUCCEEDED)
+def complete_release(payment: Payment, transfer: base.TransferView, *, fee_minor: int) -> None:
+    """Captured, and the runner's share transferred; the platform keeps `fee_minor`."""
+    complete_capture(payment)
     payment.transfer_id = transfer.id
     payment.transfer_amount_minor = transfer.amount_minor
     payment.fee_minor = fee_minor
-    payment.failure_code = None
-    payment.failure_message = None
-    return []
 
 
 async def complete_revert(session: AsyncSession, payment: Payment) -> list[Event]:
@@ -248,8 +236,7 @@ async def complete_revert(session: AsyncSession, payment: Payment) -> list[Event
     was_pending = payment.payment_status is S.REQUIRES_ACTION
     _move(payment, S.REVERTED)
     if was_pending:
-        error = PayportError("payment was reverted before authentication completed")
-        error.code = "PAYMENT_REVERTED"
+        error = PaymentReverted("payment was reverted before authentication completed")
         waiting = await repository.waiting_entries(session, payment.id)
         return [
             answer(session, entry, events.FAILED, events.failed(error, payment=payment))

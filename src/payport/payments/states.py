@@ -28,8 +28,6 @@ TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 }
 
 FINAL_STATUSES = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
-# Statuses in which the provider still holds money for us to settle one way or the other.
-OPEN_STATUSES = frozenset({S.INITIATING, S.REQUIRES_ACTION, S.AUTHORIZED})
 
 
 def can_transition(current: PaymentStatus, target: PaymentStatus) -> bool:

@@ -136,6 +136,14 @@ class EventRecorder:
             return await record_events(session, events)
 
 
+async def _mark_rows(session: AsyncSession, row_ids: Sequence[int], status: str) -> None:
+    await session.execute(
+        update(ProviderEvent)
+        .where(ProviderEvent.id.in_(row_ids))
+        .values(status=status, processed_at=utcnow())
+    )
+
+
 class WebhookProcessor:
     """Applies stored events: confirmations in bulk, possible changes via the provider."""
 
@@ -211,15 +219,9 @@ class WebhookProcessor:
         return settled, to_fetch
 
     async def _mark(self, outcomes: Sequence[tuple[int, str]]) -> None:
-        now = utcnow()
         async with self._db.transaction() as session:
             for status in {s for _id, s in outcomes}:
-                ids = [row_id for row_id, s in outcomes if s == status]
-                await session.execute(
-                    update(ProviderEvent)
-                    .where(ProviderEvent.id.in_(ids))
-                    .values(status=status, processed_at=now)
-                )
+                await _mark_rows(session, [row_id for row_id, s in outcomes if s == status], status)
 
     def _job(self, event: _Pending) -> Any:
         async def run() -> None:
@@ -244,11 +246,7 @@ class WebhookProcessor:
                 )
             if payment is not None:
                 await payment_service.apply_intent(session, payment, intent)
-            await session.execute(
-                update(ProviderEvent)
-                .where(ProviderEvent.id == event.row_id)
-                .values(status="processed" if payment else "ignored", processed_at=utcnow())
-            )
+            await _mark_rows(session, [event.row_id], "processed" if payment else "ignored")
 
     async def _retry_later(self, row_id: int, error: str) -> None:
         async with self._db.transaction() as session:
