@@ -35,18 +35,13 @@ def wait_healthy(port: int, path: str, timeout_s: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def payport_server(env: dict[str, str], *, command: str = "serve") -> Iterator[int]:
-    """`payport serve` (or `api`) on a free port; SIGTERM and wait on the way out."""
-    port = free_port()
-    full_env = os.environ | {"PORT": str(port), "PAYPORT_LOG_LEVEL": "WARNING"} | env
+def _server(args: list[str], port: int, ready_path: str, env: dict[str, str]) -> Iterator[int]:
+    """Run `python -m ARGS` until it answers `ready_path`; SIGTERM and wait on the way out."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "payport", command],
-        env=full_env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", *args], env=os.environ | env, cwd=ROOT, stdout=subprocess.DEVNULL
     )
     try:
-        wait_healthy(port, "/health")
+        wait_healthy(port, ready_path)
         yield port
     finally:
         process.send_signal(signal.SIGTERM)
@@ -54,24 +49,18 @@ def payport_server(env: dict[str, str], *, command: str = "serve") -> Iterator[i
 
 
 @contextlib.contextmanager
-def bare_server() -> Iterator[int]:
+def payport_server(env: dict[str, str], *, command: str = "serve") -> Iterator[int]:
+    """`payport serve` (or `api`) on a free port."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.bare_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    )
-    try:
-        wait_healthy(port, "/payment/x/status")
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
+    settings = {"PORT": str(port), "PAYPORT_LOG_LEVEL": "WARNING"} | env
+    with _server(["payport", command], port, "/health", settings) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def bare_server() -> Iterator[int]:
+    """The baseline app, served by uvicorn the same way."""
+    port = free_port()
+    args = ["uvicorn", "bench.bare_app:app", "--port", str(port), "--log-level", "warning"]
+    with _server(args, port, "/payment/x/status", {}) as running:
+        yield running
