@@ -1,9 +1,11 @@
-"""Shared fixtures: real SQLite and PostgreSQL databases, and payport wired as in production.
+"""Shared fixtures: real SQLite, PostgreSQL and Kafka, and payport wired as in production.
 
-Every behaviour test that takes `harness` runs once per database. PostgreSQL
-comes from TEST_DATABASE_URL (default the CI machine's); each session gets a
-fresh database of its own. Under CI=true a PostgreSQL that cannot be reached
-fails the run; elsewhere those tests are reported as skipped, never passed.
+Every behaviour test that takes `harness` runs once per stack: SQLite with the
+local transport, PostgreSQL with the local transport, and PostgreSQL with
+Kafka (a real Tansu broker). PostgreSQL comes from TEST_DATABASE_URL (default
+the CI machine's); each session gets a fresh database of its own. Under
+CI=true a PostgreSQL or broker that cannot be had fails the run; elsewhere
+those tests are reported as skipped, never passed.
 """
 
 from __future__ import annotations
@@ -18,9 +20,17 @@ import asyncpg
 import pytest
 
 from payport.migrate import upgrade
-from tests.harness import Harness
+from tests.harness import Harness, Stack
+from tests.kafka_broker import TansuBroker
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _unavailable(message: str) -> None:
+    """Fail under CI=true, where every real component must be there; skip elsewhere."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message + " (set CI=true to make this a failure)")
 
 
 def _pg_admin_url() -> str:
@@ -58,10 +68,7 @@ def postgres_url() -> Iterator[str]:
     try:
         asyncio.run(_create_database(admin, name))
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        message = f"PostgreSQL at {admin} is not reachable: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message + " (set CI=true to make this a failure)")
+        _unavailable(f"PostgreSQL at {admin} is not reachable: {exc}")
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
     yield url
@@ -75,7 +82,32 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    broker = TansuBroker(Path(tmp_path_factory.mktemp("kafka")))
+    try:
+        broker.start()
+    except (OSError, RuntimeError) as exc:
+        _unavailable(f"the Tansu Kafka broker could not start: {exc}")
+    yield broker
+    broker.stop()
+
+
+STACKS = ["sqlite-local", "postgresql-local", "postgresql-kafka"]
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """A database and a transport; Kafka stacks get topics and a group of their own."""
+    database, transport = request.param.split("-")
+    url: str = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
+    if transport == "local":
+        return Stack(url)
+    broker: TansuBroker = request.getfixturevalue("kafka_broker")
+    return Stack.on_kafka(url, broker.bootstrap)
+
+
 @pytest.fixture
-async def harness(database_url: str) -> AsyncIterator[Harness]:
-    async with Harness.started(database_url) as running:
+async def harness(stack: Stack) -> AsyncIterator[Harness]:
+    async with stack.started() as running:
         yield running

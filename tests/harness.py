@@ -2,21 +2,108 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import delete
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import delete, func, select
 
 import payport.models
 from payport.app import create_app
 from payport.config import load_settings
+from payport.messaging.kafka import KafkaCommandBus
+from payport.messaging.models import LocalCommand, OutboxEvent
 from payport.runtime import Runtime
 
 BASE = "http://payport.test"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where a harness runs: a database URL and the settings that pick the transport."""
+
+    database_url: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def on_kafka(cls, database_url: str, bootstrap: str, *, partitions: int = 1) -> Stack:
+        """Topics and a consumer group of this stack's own on a shared broker.
+
+        One partition by default keeps the event topic in publish order, so the
+        contract tests read exactly what /api/v1/events would show.
+        """
+        suffix = uuid.uuid4().hex[:10]
+        return cls(
+            database_url,
+            {
+                "PAYPORT_TRANSPORT": "kafka",
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "PAYMENT_COMMANDS_TOPIC": f"commands_{suffix}",
+                "PAYMENT_EVENTS_TOPIC": f"events_{suffix}",
+                "PAYMENT_CONSUMER_GROUP": f"group_{suffix}",
+                "PAYPORT_KAFKA_PARTITIONS": partitions,
+                "PAYPORT_KAFKA_SESSION_TIMEOUT_MS": 2000,
+            },
+        )
+
+    @property
+    def is_kafka(self) -> bool:
+        return self.settings.get("PAYPORT_TRANSPORT") == "kafka"
+
+    def started(self, **extra: Any) -> AbstractAsyncContextManager[Harness]:
+        return Harness.started(self.database_url, **(self.settings | extra))
+
+
+class KafkaEvents:
+    """Everything on the event topic, read by a group-less consumer as it arrives."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._consumer: AIOKafkaConsumer | None = None
+        self._events: list[dict[str, Any]] = []
+        self._base = 0  # events before the last `forget_seen()` no longer count
+
+    async def read_at_least(self, count: int, timeout_s: float = 15.0) -> list[dict[str, Any]]:
+        if len(self._events) - self._base < count:
+            consumer = await self._started()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while len(self._events) - self._base < count:
+                seen = len(self._events) - self._base
+                assert loop.time() < deadline, f"{seen} of {count} events on Kafka"
+                for records in (await consumer.getmany(timeout_ms=50)).values():
+                    self._events += [orjson.loads(record.value) for record in records]
+        return self._events[self._base :]
+
+    def forget_seen(self) -> None:
+        self._base = len(self._events)
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=10,
+            )
+            await consumer.start()
+            partitions = consumer.partitions_for_topic(self._topic) or set()
+            assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+            self._consumer = consumer
+        return self._consumer
+
+    async def aclose(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
 
 
 class Harness:
@@ -24,6 +111,12 @@ class Harness:
         self.runtime = runtime
         self.client = client
         self._cursor = 0
+        settings = runtime.settings
+        self.kafka_events = (
+            KafkaEvents(settings.kafka_bootstrap_servers, settings.events_topic)
+            if settings.transport == "kafka"
+            else None
+        )
 
     @classmethod
     @asynccontextmanager
@@ -39,11 +132,14 @@ class Harness:
         app = create_app(config, runtime=runtime)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
         runtime.use_webhook_client(client)
+        harness = cls(runtime, client)
         try:
-            yield cls(runtime, client)
+            yield harness
         finally:
             await runtime.stop()
             await client.aclose()
+            if harness.kafka_events is not None:
+                await harness.kafka_events.aclose()
 
     async def command(
         self, kind: str, payload: dict[str, Any], *, correlation_id: str | None = None
@@ -62,8 +158,21 @@ class Harness:
     async def drain(self) -> None:
         await self.runtime.drain()
 
+    async def reset(self) -> None:
+        """Start over within one test (hypothesis examples): empty tables, no old events."""
+        await self.drain()
+        if self.kafka_events is not None:
+            await self.all_events()  # everything published so far has been read...
+            self.kafka_events.forget_seen()  # ...and stops counting
+        await wipe(self.runtime)
+        self._cursor = 0
+
     async def new_events(self) -> list[dict[str, Any]]:
         """Events published since the last call."""
+        if self.kafka_events is not None:
+            events = await self.all_events()
+            added, self._cursor = events[self._cursor :], len(events)
+            return added
         response = await self.client.get(
             "/api/v1/events", params={"after": self._cursor, "limit": 1000}
         )
@@ -73,10 +182,39 @@ class Harness:
         events: list[dict[str, Any]] = body["data"]
         return events
 
+    async def stored_events(self) -> list[dict[str, Any]]:
+        """Published events as payport's outbox records them (GET /api/v1/events, every page)."""
+        events: list[dict[str, Any]] = []
+        cursor = 0
+        while True:
+            response = await self.client.get(
+                "/api/v1/events", params={"after": cursor, "limit": 1000}
+            )
+            body = response.json()
+            events += body["data"]
+            cursor = body["next_cursor"]
+            if not body["has_more"]:
+                return events
+
     async def all_events(self) -> list[dict[str, Any]]:
-        response = await self.client.get("/api/v1/events", params={"after": 0, "limit": 1000})
-        result: list[dict[str, Any]] = response.json()["data"]
-        return result
+        """Published events in publish order: from the event topic itself on Kafka."""
+        if self.kafka_events is not None:
+            published = await self._scalar(
+                select(func.count(OutboxEvent.id)).where(OutboxEvent.publish_seq.is_not(None))
+            )
+            return list(await self.kafka_events.read_at_least(published))
+        return await self.stored_events()
+
+    async def commands_submitted(self) -> int:
+        """Commands put on the transport so far (rows locally, messages on Kafka)."""
+        bus = self.runtime.bus
+        if isinstance(bus, KafkaCommandBus):
+            return sum(offset + 1 for offset in bus.produced.values())
+        return await self._scalar(select(func.count(LocalCommand.id)))
+
+    async def _scalar(self, statement: Any) -> int:
+        async with self.runtime.db.read() as session:
+            return int((await session.execute(statement)).scalar_one())
 
     async def authorize(
         self, order_id: str, *, amount: int = 2500, payment_method: str = "pm_card_visa"

@@ -84,12 +84,19 @@ def create_app(
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:
+        """Readiness for orchestrators: the database and, on Kafka, the broker must answer."""
         active: Runtime = app.state.runtime
+        report: dict[str, str] = {"status": "ready", "database": "up"}
         try:
             async with active.db.read() as session:
                 await session.execute(text("SELECT 1"))
         except Exception:
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ready", "database": "up"})
+            report |= {"status": "unavailable", "database": "down"}
+        broker = await active.transport.broker_up()
+        if broker is not None:
+            report["broker"] = "up" if broker else "down"
+            if not broker:
+                report["status"] = "unavailable"
+        return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
 
     return app

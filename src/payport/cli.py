@@ -124,11 +124,22 @@ def send(
 
 
 async def _send(settings: Settings, envelope: object, raw: bytes) -> None:
-    from payport.db import Database
-    from payport.messaging.bus import LocalCommandBus
+    from payport.config import TransportName
     from payport.messaging.envelope import Envelope
 
     assert isinstance(envelope, Envelope)
+    if settings.transport is TransportName.KAFKA:
+        from payport.messaging.kafka import KafkaCommandBus, KafkaLink
+
+        link = KafkaLink(settings)
+        try:
+            await KafkaCommandBus(link).submit(envelope, raw)
+        finally:
+            await link.aclose()
+        return
+    from payport.db import Database
+    from payport.messaging.bus import LocalCommandBus
+
     db = Database(settings.database_url, pool_size=1)
     try:
         await LocalCommandBus(db).submit(envelope, raw)
@@ -141,7 +152,12 @@ def events(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events.")
     ] = False,
-    after: Annotated[int, typer.Option(help="Start after this cursor.")] = 0,
+    after: Annotated[
+        int,
+        typer.Option(
+            help="Start after this cursor (local transport; Kafka starts at the beginning)."
+        ),
+    ] = 0,
 ) -> None:
     """Print published events as JSON lines."""
     settings = _settings()
@@ -150,6 +166,15 @@ def events(
 
 
 async def _print_events(settings: Settings, *, after: int, follow: bool) -> None:
+    from payport.config import TransportName
+
+    if settings.transport is TransportName.KAFKA:
+        from payport.messaging.kafka import read_topic
+
+        async for record in read_topic(settings, settings.events_topic, follow=follow):
+            sys.stdout.write((record.value or b"").decode() + "\n")
+            sys.stdout.flush()
+        return
     from payport.db import Database
     from payport.messaging.local import list_events
 

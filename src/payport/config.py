@@ -44,11 +44,27 @@ class Settings(BaseSettings):
     commands_topic: str = Field(default="payment_commands", alias="PAYMENT_COMMANDS_TOPIC")
     events_topic: str = Field(default="payment_events", alias="PAYMENT_EVENTS_TOPIC")
     consumer_group: str = Field(default="payment-service-group", alias="PAYMENT_CONSUMER_GROUP")
+    dead_letter_topic: str | None = Field(default=None, alias="PAYMENT_DLQ_TOPIC")
+    kafka_create_topics: bool = Field(default=True, alias="PAYPORT_KAFKA_CREATE_TOPICS")
+    kafka_partitions: int = Field(default=8, ge=1, le=10_000, alias="PAYPORT_KAFKA_PARTITIONS")
+    kafka_replication: int = Field(default=1, ge=1, le=100, alias="PAYPORT_KAFKA_REPLICATION")
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=500, le=300_000, alias="PAYPORT_KAFKA_SESSION_TIMEOUT_MS"
+    )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=10, ge=0, le=10_000, alias="PAYPORT_KAFKA_FETCH_MAX_WAIT_MS"
+    )
     stripe_secret_key: SecretStr | None = Field(default=None, alias="STRIPE_SECRET_KEY")
     stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, alias="STRIPE_WEBHOOK_SECRET"
     )
     stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
+    stripe_timeout_s: float = Field(default=30.0, gt=0, le=300, alias="PAYPORT_STRIPE_TIMEOUT_S")
+    # payport retries transient failures itself (providers/errors.py); the SDK's own
+    # retries multiply with those, so it gets one for connection blips only.
+    stripe_max_network_retries: int = Field(
+        default=1, ge=0, le=10, alias="PAYPORT_STRIPE_MAX_NETWORK_RETRIES"
+    )
     default_currency: str = Field(default="usd", alias="DEFAULT_CURRENCY")
     platform_fee_bps: int = Field(default=0, ge=0, le=10_000, alias="PLATFORM_FEE_BPS")
     host: str = Field(default="127.0.0.1", alias="HOST")
@@ -91,15 +107,17 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def dlq_topic(self) -> str:
+        return self.dead_letter_topic or f"{self.commands_topic}.dlq"
+
+    @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def check_available(self) -> None:
         """Refuse settings this build cannot honour, rather than quietly ignore them."""
-        if self.provider is ProviderName.STRIPE:
-            raise ConfigError("PAYPORT_PROVIDER", "stripe is not available in this build yet")
-        if self.transport is TransportName.KAFKA:
-            raise ConfigError("PAYPORT_TRANSPORT", "kafka is not available in this build yet")
+        if self.provider is ProviderName.STRIPE and self.stripe_secret_key is None:
+            raise ConfigError("STRIPE_SECRET_KEY", "is required when PAYPORT_PROVIDER=stripe")
 
     def check_production(self) -> None:
         """Refuse configurations that would be unsafe with real money."""

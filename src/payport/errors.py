@@ -89,3 +89,10 @@ class InvalidSignature(PayportError):
 class PayloadTooLarge(PayportError):
     code = "PAYLOAD_TOO_LARGE"
     http_status = 413
+
+
+class TransportUnavailable(PayportError):
+    """The command transport (Kafka) cannot take a command right now; retry later."""
+
+    code = "TRANSPORT_UNAVAILABLE"
+    http_status = 503

@@ -19,9 +19,10 @@ import httpx
 
 from payport.config import ProviderName, Settings
 from payport.db import Database
-from payport.messaging.bus import CommandBus, LocalCommandBus
+from payport.messaging.bus import CommandBus
 from payport.messaging.lease import hold_lease, release_lease
-from payport.messaging.local import EventPublisher, LocalCommandConsumer, relay_once
+from payport.messaging.local import relay_once
+from payport.messaging.transport import build_transport
 from payport.payments.handlers import PaymentsContext
 from payport.providers.base import PaymentProvider
 from payport.providers.sandbox import SandboxProvider, SandboxWebhookDeliverer
@@ -48,8 +49,11 @@ class Signal:
 
 
 def build_provider(settings: Settings, db: Database) -> PaymentProvider:
-    """The configured provider; settings have refused the ones this build lacks."""
-    assert settings.provider is ProviderName.SANDBOX
+    """The configured provider: Stripe through its SDK, or the in-process sandbox."""
+    if settings.provider is ProviderName.STRIPE:
+        from payport.providers.stripe import build_stripe_provider
+
+        return build_stripe_provider(settings)
     return SandboxProvider(
         db,
         base_url=settings.base_url,
@@ -80,9 +84,10 @@ class Runtime:
         self.ctx = PaymentsContext(
             db=self.db, provider=self.provider, settings=settings, on_commit=self._after_commit
         )
-        self.bus: CommandBus = LocalCommandBus(self.db, on_submit=self.commands_ready.notify)
-        self.publisher = EventPublisher()
-        self.consumer = LocalCommandConsumer(self.ctx, max_in_flight=settings.max_in_flight)
+        self.transport = build_transport(settings, self.ctx, on_submit=self.commands_ready.notify)
+        self.bus: CommandBus = self.transport.bus
+        self.consumer = self.transport.consumer
+        self.publisher = self.transport.publisher
         self.webhook_processor = WebhookProcessor(self.db, self.provider)
         self.event_recorder = EventRecorder(self.db)
         self._webhook_secrets: list[str] | None = None
@@ -137,9 +142,11 @@ class Runtime:
         deliverer = self._sandbox_deliverer()
         return await deliverer.deliver_due() if deliverer else 0
 
-    async def drain(self, *, max_rounds: int = 200) -> None:
-        """Run every loop until nothing is left to do (tests and `payport send --wait`)."""
-        for _ in range(max_rounds):
+    async def drain(self, *, timeout_s: float = 60.0) -> None:
+        """Run every loop until nothing is left to do (tests drive payport with this)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
             work = await self.consumer.poll_once()
             await self.consumer.join()
             work += await self.relay_step()
@@ -147,7 +154,7 @@ class Runtime:
             work += await self.webhook_step()
             await self.webhook_processor.join()
             work += await self.relay_step()
-            if work == 0:
+            if work == 0 and await self.consumer.settled():
                 return
         raise RuntimeError("drain did not settle")
 
@@ -165,10 +172,14 @@ class Runtime:
 
     def start_worker(self) -> None:
         """Start the consumer, relay, webhook processor and sandbox webhook sender."""
+        if self.transport.consumer_needs_lease:
+            consume = self._leased_loop(
+                "local-commands", self.consumer.poll_once, self.commands_ready
+            )
+        else:
+            consume = self._loop(self.consumer.poll_once, None)
         self._tasks += [
-            asyncio.create_task(
-                self._leased_loop("local-commands", self.consumer.poll_once, self.commands_ready)
-            ),
+            asyncio.create_task(consume),
             asyncio.create_task(
                 self._leased_loop("outbox-relay", self.relay_step, self.outbox_ready)
             ),
@@ -181,14 +192,19 @@ class Runtime:
                 asyncio.create_task(self._loop(self.delivery_step, self.deliveries_ready))
             )
 
-    async def _loop(self, step: Callable[[], Awaitable[int]], signal: Signal) -> None:
+    async def _loop(self, step: Callable[[], Awaitable[int]], signal: Signal | None) -> None:
+        """Run `step` until stopped; idle waits for `signal` (None: the step waits itself)."""
+        failures = 0
         while not self._stopping.is_set():
             try:
                 done = await step()
+                failures = 0
             except Exception:
                 log.exception("background step failed; retrying")
-                done = 0
-            if done == 0:
+                failures += 1
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
+            if done == 0 and signal is not None:
                 await signal.wait(POLL_INTERVAL_S)
 
     async def _checkpoint_loop(self, every_s: float = 1.0) -> None:
@@ -207,6 +223,7 @@ class Runtime:
         renew_every = 5.0
         loop = asyncio.get_running_loop()
         renewed_at = -renew_every
+        failures = 0
         while not self._stopping.is_set():
             try:
                 if loop.time() - renewed_at >= renew_every:
@@ -215,9 +232,12 @@ class Runtime:
                         continue
                     renewed_at = loop.time()
                 done = await step()
+                failures = 0
             except Exception:
                 log.exception("background step %s failed; retrying", name)
-                done = 0
+                failures += 1
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
             if done == 0:
                 await signal.wait(POLL_INTERVAL_S)
 
@@ -228,10 +248,10 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.consumer.join()
+        await self.consumer.close()
         await self.webhook_processor.join()
         with contextlib.suppress(Exception):
-            await self.relay_step()
+            await asyncio.wait_for(self.relay_step(), 2.0)
         for name in ("local-commands", "outbox-relay"):
             with contextlib.suppress(Exception):
                 await release_lease(self.db, name, self.holder)

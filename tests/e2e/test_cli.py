@@ -128,11 +128,7 @@ def test_api_and_worker_as_separate_processes(tmp_path: Path) -> None:
         assert worker.returncode == 0, log.decode()
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"), [("PAYPORT_PROVIDER", "stripe"), ("PAYPORT_TRANSPORT", "kafka")]
-)
-def test_settings_this_build_cannot_honour_are_refused(variable: str, value: str) -> None:
-    result = payport("migrate", env={variable: value, "STRIPE_SECRET_KEY": "sk_test_x"})
+def test_stripe_without_a_secret_key_is_refused() -> None:
+    result = payport("migrate", env={"PAYPORT_PROVIDER": "stripe"})
     assert result.returncode == 2
-    assert variable in result.stderr.decode()
-    assert "not available" in result.stderr.decode()
+    assert "STRIPE_SECRET_KEY" in result.stderr.decode()

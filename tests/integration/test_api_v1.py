@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.harness import Harness
+from tests.harness import Harness, Stack
 
 PAYMENTS = "/api/v1/payments"
 
@@ -85,8 +85,8 @@ async def test_partial_capture_then_refund(harness: Harness) -> None:
     assert reverted.json()["amount_refunded"] == 1500
 
 
-async def test_release_with_platform_fee_splits_exactly(database_url: str) -> None:
-    async with Harness.started(database_url, PLATFORM_FEE_BPS=1250) as harness:
+async def test_release_with_platform_fee_splits_exactly(stack: Stack) -> None:
+    async with stack.started(PLATFORM_FEE_BPS=1250) as harness:
         payment = (await harness.client.post(PAYMENTS, json=body("api-6", amount=1999))).json()
         released = await harness.client.post(
             f"{PAYMENTS}/{payment['id']}/release",

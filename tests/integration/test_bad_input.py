@@ -18,7 +18,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from payport.messaging.models import LocalCommand
 from payport.providers.sandbox.models import SandboxObject
 from payport.webhooks.models import ProviderEvent
 from payport.webhooks.signature import signature_header
@@ -60,7 +59,7 @@ async def stored(harness: Harness) -> Stored:
         payments=response.json()["data"],
         events=await harness.all_events(),
         provider_objects={kind: int(n) for kind, n in rows},
-        commands=await _count(harness, LocalCommand),
+        commands=await harness.commands_submitted(),
         webhooks=await _count(harness, ProviderEvent),
     )
 

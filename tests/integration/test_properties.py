@@ -21,7 +21,7 @@ from sqlalchemy import select
 from payport.payments.states import TRANSITIONS, PaymentStatus
 from payport.webhooks.models import ProviderEvent
 from payport.webhooks.signature import signature_header
-from tests.harness import Harness, nested_authorize, wipe
+from tests.harness import Harness, nested_authorize
 from tests.provider_truth import by_payment
 
 ORDERS = ["order-a", "order-b", "order-c"]
@@ -173,7 +173,7 @@ class Scenario:
 async def test_random_sequences_keep_invariants(
     harness: Harness, steps: list[tuple[str, Any, Any]]
 ) -> None:
-    await wipe(harness.runtime)
+    await harness.reset()
     scenario = Scenario(harness)
     for action, arg, extra in steps:
         await scenario.run(action, arg, extra)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tests.harness import Harness, nested_authorize
+from tests.harness import Stack, nested_authorize
 from tests.provider_truth import by_payment
 
 
-async def test_transient_failures_retry_then_settle_once(database_url: str) -> None:
-    async with Harness.started(database_url, PAYPORT_SANDBOX_FAILURE_RATE=0.5) as harness:
+async def test_transient_failures_retry_then_settle_once(stack: Stack) -> None:
+    async with stack.started(PAYPORT_SANDBOX_FAILURE_RATE=0.5) as harness:
         sent = [
             await harness.command("authorize_payment", nested_authorize(f"flaky-{i}"))
             for i in range(12)

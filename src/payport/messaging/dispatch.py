@@ -54,3 +54,10 @@ class KeyedDispatcher:
         """Wait for everything submitted so far."""
         while self._running:
             await asyncio.wait(list(self._running))
+
+    async def cancel(self) -> None:
+        """Abandon running jobs (shutdown past its grace period): like a crash, made safe
+        by the inbox and provider idempotency keys."""
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)

@@ -90,9 +90,14 @@ def _payload_correlation_id(payload: object) -> object:
 
 
 def build_event(
-    event_type: str, payload: dict[str, Any], *, correlation_id: str, key: str | None
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    correlation_id: str,
+    key: str | None,
+    event_id: str | None = None,
 ) -> Event:
-    event_id = str(uuid.uuid4())
+    event_id = event_id or str(uuid.uuid4())
     body = {
         "type": event_type,
         "correlation_id": correlation_id,

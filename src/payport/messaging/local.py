@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Table, bindparam, func, select, update
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.db import Database, utcnow
 from payport.errors import PayportError
+from payport.messaging.dead_letters import tell_sender
 from payport.messaging.dispatch import KeyedDispatcher
 from payport.messaging.envelope import parse_envelope, target_of
 from payport.messaging.models import LocalCommand, OutboxEvent
@@ -64,6 +66,8 @@ class LocalCommandConsumer:
         try:
             envelope = parse_envelope(body)
         except PayportError as error:
+            if await tell_sender(self._ctx.db, body, error, f"local:{command_id}"):
+                self._ctx.on_commit()
             self._finish(command_id, "dead", error.message)
             return
         key = target_of(envelope) or f"command:{command_id}"
@@ -101,8 +105,25 @@ class LocalCommandConsumer:
         await self._dispatcher.join()
         await self.flush()
 
+    async def settled(self) -> bool:
+        """A poll that found nothing means the table is drained."""
+        return True
 
-class EventPublisher:
+    async def close(self, grace_s: float = 7.0) -> None:
+        """Let in-flight commands finish (up to `grace_s`); the rest stay pending."""
+        try:
+            await asyncio.wait_for(self._dispatcher.join(), grace_s)
+        except TimeoutError:
+            log.warning("in-flight commands outlived %.0fs; they stay pending", grace_s)
+            await self._dispatcher.cancel()
+        await self.flush()
+
+
+class Publisher(Protocol):
+    async def publish(self, events: Sequence[tuple[str | None, str]]) -> None: ...
+
+
+class LocalEventPublisher:
     """Where the relay sends events; the local transport keeps them in the database."""
 
     async def publish(self, events: Sequence[tuple[str | None, str]]) -> None:
@@ -112,7 +133,7 @@ class EventPublisher:
         return None
 
 
-async def relay_once(db: Database, publisher: EventPublisher, *, limit: int = 1000) -> int:
+async def relay_once(db: Database, publisher: Publisher, *, limit: int = 1000) -> int:
     """Publish unpublished outbox rows and stamp them with a publish sequence number."""
     async with db.read() as session:
         rows = (

@@ -138,6 +138,14 @@ class ProviderIdempotencyError(ProviderError):
     error_type = "idempotency_error"
 
 
+class ProviderAuthenticationError(ProviderError):
+    """The provider refused payport's key or its permissions (401/403): configuration,
+    never retried."""
+
+    http_status = 401
+    error_type = "authentication_error"
+
+
 class ProviderTransientError(ProviderError):
     """Rate limit, network or 5xx: outcome unknown, safe to retry with the same key."""
 
