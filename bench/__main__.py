@@ -5,6 +5,10 @@
    same provider.
 2. `GET /payment/{order_id}/status` requests/s against a bare FastAPI JSON
    endpoint served the same way (uvicorn, one process).
+3. Through Kafka on PostgreSQL (bench/kafka_bench.py): authorize commands/s
+   at in-flight limits 64, 256 and 1,024 against a sequential consumer, the
+   in-flight / latency bound and PostgreSQL's commit ceiling; command -> event
+   latency against a bare broker round trip.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench import kafka_bench
 from bench.loadgen import post_all, run_load
 from bench.server import bare_server, payport_server
 from payport.db import Database
@@ -168,6 +173,7 @@ async def main() -> None:
             payport_p99_ms=round(payport_reads.p99_ms, 2),
             errors=payport_reads.errors + bare_reads.errors,
         )
+    await kafka_bench.run(report)
     table = Table(title="payport bench (ratios against same-run baselines)")
     for column in ("bench", "ratio", "figures"):
         table.add_column(column)

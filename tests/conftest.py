@@ -18,10 +18,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from bench.broker import TansuBroker
 
 from payport.migrate import upgrade
 from tests.harness import Harness, Stack
-from tests.kafka_broker import TansuBroker
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -9,7 +9,6 @@ the run instead, so a broken fake never passes as green.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 _START_ATTEMPTS = 3
@@ -70,13 +70,6 @@ class LocalStripe:
         raise LocalStripeUnavailable(
             f"localstripe did not answer within {timeout_s:.0f} s:\n{self.log_tail()}"
         )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_localstripe(log_dir: Path, *, timeout_s: float = 20.0) -> LocalStripe:

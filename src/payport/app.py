@@ -50,6 +50,7 @@ def create_app(
         app.state.runtime = active
         app.state.provider = active.provider
         if run_worker and owned:
+            active.deliver_webhooks_in_process()
             active.start_worker()
         if owned:
             active.settle_heap()

@@ -26,6 +26,7 @@ from payport.messaging.transport import build_transport
 from payport.payments.handlers import PaymentsContext
 from payport.providers.base import PaymentProvider
 from payport.providers.sandbox import SandboxProvider, SandboxWebhookDeliverer
+from payport.webhooks.receive import receive_webhook
 from payport.webhooks.service import EventRecorder, WebhookProcessor
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,30 @@ class Runtime:
         self.webhook_processor = WebhookProcessor(self.db, self.provider)
         self.event_recorder = EventRecorder(self.db)
         self._webhook_secrets: list[str] | None = None
+        self._loopback_webhooks = False
         self._webhook_client = webhook_client
         self._owns_client = webhook_client is None
         self.deliverer: SandboxWebhookDeliverer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+
+    def deliver_webhooks_in_process(self) -> None:
+        """`payport serve` with the default webhook URL: the sandbox's events are for this
+        very process, so they skip the HTTP round trip but not the signature check."""
+        if self.settings.sandbox_webhook_url is None:
+            self._loopback_webhooks = True
+
+    async def _receive_own_webhook(self, body: bytes, signature: str) -> tuple[int, str]:
+        receipt = await receive_webhook(
+            body,
+            signature,
+            secrets=await self.webhook_secrets(),
+            tolerance_s=self.settings.webhook_tolerance_s,
+            recorder=self.event_recorder,
+        )
+        if receipt.stored:
+            self.webhooks_ready.notify()
+        return receipt.status, str(receipt.body)
 
     def use_webhook_client(self, client: httpx.AsyncClient) -> None:
         """Send sandbox webhooks through `client` (tests point it at the app in-process)."""
@@ -126,7 +146,11 @@ class Runtime:
                 self._webhook_client = httpx.AsyncClient(timeout=10.0)
             url = self.settings.sandbox_webhook_url or f"{self.settings.base_url}/stripe-webhook"
             self.deliverer = SandboxWebhookDeliverer(
-                self.db, provider=self.provider, url=url, client=self._webhook_client
+                self.db,
+                provider=self.provider,
+                url=url,
+                client=self._webhook_client,
+                loopback=self._receive_own_webhook if self._loopback_webhooks else None,
             )
         return self.deliverer
 

@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from bench.broker import TansuBroker
 
 import payport.messaging.kafka  # noqa: F401  (installs the InitProducerId compatibility)
 from payport.messaging.kafka import KafkaCommandBus
 from tests.harness import Harness, Stack, nested_authorize
-from tests.kafka_broker import TansuBroker
 from tests.provider_truth import by_payment
 
 RUNNER = {"runner_id": "runner_bob", "runner_connect_account_id": "acct_bob"}

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.broker import TansuBroker
 from bench.server import ROOT
 
 from tests.harness import Harness, Stack, nested_authorize
 from tests.kafka.test_kafka_transport import settle_outbox
-from tests.kafka_broker import TansuBroker
 from tests.provider_truth import by_payment
 
 COMMANDS = 500

