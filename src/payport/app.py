@@ -15,6 +15,7 @@ from payport import __version__
 from payport.config import Settings
 from payport.errors import PayportError
 from payport.http import BodySizeLimit, payport_error_handler, validation_error_handler
+from payport.ledger.routes import router as ledger_router
 from payport.messaging.api import router as messaging_router
 from payport.payments.api import router as payments_router
 from payport.payments.legacy_api import LEGACY_READ_DOCS, LEGACY_READ_ROUTES
@@ -82,6 +83,7 @@ def create_app(
         sandbox_router,
     ):
         app.include_router(router)
+    app.include_router(ledger_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:

@@ -14,8 +14,10 @@ import orjson
 import typer
 
 from payport.config import ConfigError, Settings, load_settings
+from payport.ledger.cli import ledger_app
 
 app = typer.Typer(help="payport: escrow payments for event-driven services.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 log = logging.getLogger("payport")
 
 

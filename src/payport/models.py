@@ -2,6 +2,7 @@
 
 from payport.db import Base
 from payport.idempotency import IdempotencyRecord
+from payport.ledger import models as ledger_models  # noqa: F401 - registers its tables
 from payport.messaging.models import InboxEntry, LocalCommand, OutboxEvent, WorkerLease
 from payport.payments.models import Payment
 from payport.providers.sandbox.models import (

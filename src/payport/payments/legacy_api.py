@@ -9,15 +9,13 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 from starlette.responses import Response
 from starlette.routing import Route
 
 from payport.http import FastJSONResponse, RuntimeDep
+from payport.ledger import repository as ledger
 from payport.messaging.envelope import envelope_from_document, now_iso
 from payport.money import Money
-from payport.payments.models import Payment
-from payport.payments.states import PaymentStatus
 from payport.payments.views import BY_ID, BY_ORDER_ID, legacy_payment
 from payport.runtime import Runtime
 
@@ -87,40 +85,26 @@ LEGACY_READ_DOCS = {
 }
 
 
-def _major_total(rows: list[tuple[str, int | None]]) -> float:
-    """Sum per currency in minor units, then convert each exactly to major units."""
-    total = sum(
-        (Money(int(amount or 0), currency).to_major() for currency, amount in rows), Decimal(0)
-    )
-    return float(total)
+def _major_total(amounts: list[Money]) -> float:
+    """Each currency's minor units converted exactly to major units, then added up."""
+    return float(sum((money.to_major() for money in amounts), Decimal(0)))
 
 
 @router.get("/history/{user_id}")
 async def history(user_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    spent_statuses = (PaymentStatus.AUTHORIZED.value, PaymentStatus.SUCCEEDED.value)
+    """Read from the ledger: the user's customer and runner balances (a few rows each).
+
+    Spent is what AUTHORIZED and SUCCEEDED payments hold or took from the
+    customer; earned is what SUCCEEDED payments transferred to the runner.
+    """
     async with runtime.db.read() as session:
-        spent = (
-            await session.execute(
-                select(Payment.currency, func.sum(Payment.amount_minor), func.count())
-                .where(Payment.customer_user_id == user_id, Payment.status.in_(spent_statuses))
-                .group_by(Payment.currency)
-            )
-        ).all()
-        earned = (
-            await session.execute(
-                select(Payment.currency, func.sum(Payment.transfer_amount_minor), func.count())
-                .where(
-                    Payment.runner_id == user_id, Payment.status == PaymentStatus.SUCCEEDED.value
-                )
-                .group_by(Payment.currency)
-            )
-        ).all()
+        totals = await ledger.user_totals(session, user_id)
     return {
         "userId": user_id,
-        "totalSpent": _major_total([(c, a) for c, a, _n in spent]),
-        "totalEarned": _major_total([(c, a) for c, a, _n in earned]),
-        "spentCount": sum(n for _c, _a, n in spent),
-        "earnedCount": sum(n for _c, _a, n in earned),
+        "totalSpent": _major_total(totals.spent),
+        "totalEarned": _major_total(totals.earned),
+        "spentCount": totals.spent_count,
+        "earnedCount": totals.earned_count,
     }
 
 

@@ -2,6 +2,7 @@
 
 Every state change goes through `_move`, which checks the transition table,
 and every outcome leaves as an outbox event written in the same transaction.
+Every change that moves money posts its ledger entry in that transaction too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.errors import CardError, PaymentCanceled, PaymentReverted, PayportError
+from payport.ledger import payment_entries as entries
+from payport.ledger import service as ledger
 from payport.messaging.envelope import Event
 from payport.messaging.models import InboxEntry
 from payport.messaging.outbox import emit
@@ -188,6 +191,7 @@ async def apply_intent(
     if target is S.AUTHORIZED:
         _move(payment, target)
         payment.next_action_url = None
+        ledger.post(session, entries.hold(payment))
         return await _answer_authorize(
             session, payment, events.AUTHORIZED, events.authorized(payment), waiting
         )
@@ -201,8 +205,14 @@ async def fail_payment(
     *,
     waiting: Sequence[InboxEntry] | None = None,
 ) -> list[Event]:
-    """An authorization that ended without money held: FAILED, and every waiter told."""
+    """An authorization that ended without money held: FAILED, and every waiter told.
+
+    A hold that existed (the provider canceled an AUTHORIZED intent) is released.
+    """
+    held = payment.payment_status is S.AUTHORIZED and not payment.captured
     _move(payment, S.FAILED)
+    if held:
+        ledger.post(session, entries.cancel(payment))
     payment.failure_code = error.code
     payment.failure_message = error.message
     return await _answer_authorize(
@@ -211,9 +221,16 @@ async def fail_payment(
 
 
 def record_capture(payment: Payment, intent: base.IntentView) -> None:
+    """The provider captured: the money moved even if the release then fails at the transfer.
+
+    Posted here rather than in `complete_capture` for that reason; a capture
+    recorded again (a retried release) posts nothing twice (same cause).
+    """
     payment.amount_captured_minor = intent.amount_received
     if intent.latest_charge:
         payment.charge_id = intent.latest_charge
+    if payment.captured:
+        ledger.post_with(payment, entries.capture(payment))
 
 
 def complete_capture(payment: Payment) -> None:
@@ -229,12 +246,19 @@ def complete_release(payment: Payment, transfer: base.TransferView, *, fee_minor
     payment.transfer_id = transfer.id
     payment.transfer_amount_minor = transfer.amount_minor
     payment.fee_minor = fee_minor
+    ledger.post_with(payment, entries.transfer(payment))
 
 
 async def complete_revert(session: AsyncSession, payment: Payment) -> list[Event]:
-    """REVERTED; authorize commands still waiting (3-D Secure) learn it failed."""
+    """REVERTED; authorize commands still waiting (3-D Secure) learn it failed.
+
+    The money goes back as the provider moved it: a hold is released; a capture
+    is refunded after the runner's transfer (and the platform's fee) came back.
+    """
     was_pending = payment.payment_status is S.REQUIRES_ACTION
+    returned = entries.revert(payment)
     _move(payment, S.REVERTED)
+    ledger.post(session, *returned)
     if was_pending:
         error = PaymentReverted("payment was reverted before authentication completed")
         waiting = await repository.waiting_entries(session, payment.id)
