@@ -9,6 +9,9 @@
    at in-flight limits 64, 256 and 1,024 against a sequential consumer, the
    in-flight / latency bound and PostgreSQL's commit ceiling; command -> event
    latency against a bare broker round trip.
+4. The ledger at 1,000,000 payments on PostgreSQL (bench/ledger_bench.py):
+   `GET /history/{user_id}` and a balance read against a primary-key lookup of
+   the same data, and the seeding rate.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from bench import kafka_bench
+from bench import kafka_bench, ledger_bench
 from bench.loadgen import post_all, run_load
 from bench.server import bare_server, payport_server
 from payport.db import Database
@@ -174,6 +177,7 @@ async def main() -> None:
             errors=payport_reads.errors + bare_reads.errors,
         )
     await kafka_bench.run(report)
+    await ledger_bench.run(report)
     table = Table(title="payport bench (ratios against same-run baselines)")
     for column in ("bench", "ratio", "figures"):
         table.add_column(column)

@@ -20,8 +20,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,9 @@ from rich.console import Console
 
 import payport.messaging.kafka  # noqa: F401  (InitProducerId compatibility for the producer)
 from bench.broker import TansuBroker
+from bench.pg import fresh_database, reachable
 from bench.server import payport_server
 from payport.db import Database
-from payport.migrate import upgrade_async
 from payport.money import Money
 from payport.providers.base import AuthorizeRequest
 from payport.providers.sandbox import SandboxProvider
@@ -44,30 +43,8 @@ LATENCY_MS = 300
 PARTITIONS = 8
 IN_FLIGHT = [int(n) for n in os.environ.get("BENCH_KAFKA_IN_FLIGHT", "64,256,1024").split(",")]
 SECONDS = float(os.environ.get("BENCH_KAFKA_SECONDS", "20"))
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 console = Console()
 Report = Callable[..., None]
-
-
-@asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A migrated PostgreSQL database of its own, dropped afterwards."""
-    name = f"payport_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        await upgrade_async(url)
-        yield url
-    finally:
-        admin = await asyncpg.connect(ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def commit_ceiling(url: str, seconds: float = 5.0, connections: int = 16) -> float:
@@ -323,11 +300,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(report: Report) -> None:
-    try:
-        ceiling_url_check = await asyncpg.connect(ADMIN_URL, timeout=5)
-        await ceiling_url_check.close()
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        console.print(f"[yellow]Kafka bench skipped: PostgreSQL at {ADMIN_URL} unreachable ({exc})")
+    problem = await reachable()
+    if problem:
+        console.print(f"[yellow]Kafka bench skipped: {problem}")
         return
     with tempfile.TemporaryDirectory(prefix="payport-kafka-bench-") as tmp:
         broker = TansuBroker(Path(tmp))

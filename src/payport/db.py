@@ -180,6 +180,21 @@ class Database:
             record = await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
         return dict(record) if record is not None else None
 
+    async def fetch_all(
+        self, statement: Select[Any], params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Every row of a hot read, the way `fetch_one` reads one."""
+        sql, names = self._compile(statement)
+        args = [params[name] for name in names]
+        if self.is_sqlite:
+            cursor = self._sqlite_read_connection().execute(sql, args)
+            columns = [column[0] for column in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        async with self.reader.connect() as connection:
+            raw = await connection.get_raw_connection()
+            records = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+        return [dict(record) for record in records]
+
     def _compile(self, statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
         key = id(statement)
         if key not in self._compiled:

@@ -58,8 +58,7 @@ async def balances(db: Database) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 async def totals(db: Database) -> dict[str, Any]:
-    async with db.read() as session:
-        return {user: await repository.user_totals(session, user) for user in USERS}
+    return {user: await repository.user_totals(db, user) for user in USERS}
 
 
 async def test_existing_payments_get_the_entries_they_would_have_posted(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from payport.db import Database
 from payport.ledger import accounts
 from payport.ledger.models import LedgerBalance, LedgerEntry, LedgerPosting
 from payport.money import Money
@@ -42,6 +44,28 @@ async def balances(session: AsyncSession, account_codes: Sequence[str]) -> list[
     ]
 
 
+ONE_ACCOUNT = cast(
+    "Select[Any]",
+    select(
+        LedgerBalance.currency,
+        func.sum(LedgerBalance.balance_minor).label("amount"),
+        func.sum(LedgerBalance.payment_count).label("payments"),
+    )
+    .where(LedgerBalance.account == bindparam("account"))
+    .group_by(LedgerBalance.currency)
+    .order_by(LedgerBalance.currency),
+)
+
+
+async def balance_of(db: Database, account_code: str) -> list[Balance]:
+    """One account's balances per currency: its bucket rows, straight through the driver."""
+    rows = await db.fetch_all(ONE_ACCOUNT, {"account": account_code})
+    return [
+        Balance(account_code, Money(int(row["amount"]), row["currency"]), int(row["payments"]))
+        for row in rows
+    ]
+
+
 @dataclass(slots=True)
 class UserTotals:
     """What a user paid for as a customer and was paid as a runner, per currency."""
@@ -52,17 +76,36 @@ class UserTotals:
     earned_count: int = 0
 
 
-async def user_totals(session: AsyncSession, user_id: str) -> UserTotals:
-    """Read from the user's customer and runner accounts (customer funding runs negative)."""
+# A user's customer and runner balance rows, summed per account and currency.
+USER_BALANCES = cast(
+    "Select[Any]",
+    select(
+        LedgerBalance.account,
+        LedgerBalance.currency,
+        func.sum(LedgerBalance.balance_minor).label("amount"),
+        func.sum(LedgerBalance.payment_count).label("payments"),
+    )
+    .where(LedgerBalance.account.in_([bindparam("customer"), bindparam("runner")]))
+    .group_by(LedgerBalance.account, LedgerBalance.currency),
+)
+
+
+async def user_totals(db: Database, user_id: str) -> UserTotals:
+    """Read from the user's customer and runner accounts (customer funding runs negative).
+
+    The hot path of `/history`: one grouped read of a handful of rows, straight
+    through the driver.
+    """
     customer, runner = accounts.customer(user_id).code, accounts.runner(user_id).code
+    rows = await db.fetch_all(USER_BALANCES, {"customer": customer, "runner": runner})
     totals = UserTotals()
-    for balance in await balances(session, [customer, runner]):
-        amount, count = balance.money.amount_minor, balance.payment_count
-        if balance.account == customer:
-            totals.spent.append(Money(-amount, balance.money.currency))
+    for row in rows:
+        amount, count, currency = int(row["amount"]), int(row["payments"]), row["currency"]
+        if row["account"] == customer:
+            totals.spent.append(Money(-amount, currency))
             totals.spent_count += count
         else:
-            totals.earned.append(balance.money)
+            totals.earned.append(Money(amount, currency))
             totals.earned_count += count
     return totals
 

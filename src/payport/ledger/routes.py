@@ -23,8 +23,7 @@ async def get_balance(account: str, runtime: RuntimeDep) -> JSONResponse:
     """`account` is a code: `customer:{user_id}`, `runner:{user_id}`, `hold:{payment_id}`,
     `escrow:{payment_id}`, `platform_fees`, `refunds`. No activity yet: no balances."""
     code = Account.parse(account).code
-    async with runtime.db.read() as session:
-        rows = await repository.balances(session, [code])
+    rows = await repository.balance_of(runtime.db, code)
     return FastJSONResponse(schemas.account_balance(code, rows).model_dump())
 
 

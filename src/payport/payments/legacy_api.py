@@ -57,9 +57,30 @@ async def payment_details(request: Request) -> Response:
     return FastJSONResponse({"success": True, "payment": legacy_payment(row)})
 
 
+async def history(request: Request) -> Response:
+    """Read from the ledger: the user's customer and runner balances (a few rows each).
+
+    Spent is what AUTHORIZED and SUCCEEDED payments hold or took from the
+    customer; earned is what SUCCEEDED payments transferred to the runner.
+    """
+    user_id = request.path_params["user_id"]
+    runtime: Runtime = request.app.state.runtime
+    totals = await ledger.user_totals(runtime.db, user_id)
+    return FastJSONResponse(
+        {
+            "userId": user_id,
+            "totalSpent": _major_total(totals.spent),
+            "totalEarned": _major_total(totals.earned),
+            "spentCount": totals.spent_count,
+            "earnedCount": totals.earned_count,
+        }
+    )
+
+
 LEGACY_READ_ROUTES = [
     Route("/payment/{order_id}/status", payment_status, methods=["GET"]),
     Route("/payment/{payment_id}/details", payment_details, methods=["GET"]),
+    Route("/history/{user_id}", history, methods=["GET"]),
 ]
 
 
@@ -82,30 +103,27 @@ def _read_doc(summary: str, parameter: str) -> dict[str, Any]:
 LEGACY_READ_DOCS = {
     "/payment/{order_id}/status": _read_doc("The payment of an order", "order_id"),
     "/payment/{payment_id}/details": _read_doc("A payment by its id", "payment_id"),
+    "/history/{user_id}": {
+        "get": {
+            "tags": ["CampusG contract"],
+            "summary": "What a user spent and earned, from the ledger",
+            "parameters": [
+                {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": '`{"userId", "totalSpent", "totalEarned", "spentCount", '
+                    '"earnedCount"}`, amounts in major units (CONTRACT.md)'
+                }
+            },
+        }
+    },
 }
 
 
 def _major_total(amounts: list[Money]) -> float:
     """Each currency's minor units converted exactly to major units, then added up."""
     return float(sum((money.to_major() for money in amounts), Decimal(0)))
-
-
-@router.get("/history/{user_id}")
-async def history(user_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    """Read from the ledger: the user's customer and runner balances (a few rows each).
-
-    Spent is what AUTHORIZED and SUCCEEDED payments hold or took from the
-    customer; earned is what SUCCEEDED payments transferred to the runner.
-    """
-    async with runtime.db.read() as session:
-        totals = await ledger.user_totals(session, user_id)
-    return {
-        "userId": user_id,
-        "totalSpent": _major_total(totals.spent),
-        "totalEarned": _major_total(totals.earned),
-        "spentCount": totals.spent_count,
-        "earnedCount": totals.earned_count,
-    }
 
 
 async def _json_body(request: Request) -> tuple[dict[str, Any] | None, JSONResponse | None]:
