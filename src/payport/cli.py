@@ -15,9 +15,11 @@ import typer
 
 from payport.config import ConfigError, Settings, load_settings
 from payport.ledger.cli import ledger_app
+from payport.payments.reconcile_cli import reconcile_app
 
 app = typer.Typer(help="payport: escrow payments for event-driven services.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(reconcile_app)
 log = logging.getLogger("payport")
 
 

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     )
     sandbox_webhook_url: str | None = Field(default=None, alias="PAYPORT_SANDBOX_WEBHOOK_URL")
     webhook_tolerance_s: int = Field(default=300, ge=1, alias="PAYPORT_WEBHOOK_TOLERANCE")
+    # Seconds between reconcile runs in the worker (payments untouched that long); 0: never.
+    reconcile_interval_s: int = Field(default=300, ge=0, alias="PAYPORT_RECONCILE_INTERVAL")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="PAYPORT_MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="PAYPORT_LOG_LEVEL")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(

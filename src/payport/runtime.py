@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import httpx
 
@@ -24,6 +25,7 @@ from payport.messaging.lease import hold_lease, release_lease
 from payport.messaging.local import relay_once
 from payport.messaging.transport import build_transport
 from payport.payments.handlers import PaymentsContext
+from payport.payments.reconcile import reconcile
 from payport.providers.base import PaymentProvider
 from payport.providers.sandbox import SandboxProvider, SandboxWebhookDeliverer
 from payport.webhooks.receive import receive_webhook
@@ -215,6 +217,23 @@ class Runtime:
             self._tasks.append(
                 asyncio.create_task(self._loop(self.delivery_step, self.deliveries_ready))
             )
+        if self.settings.reconcile_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+
+    async def _reconcile_loop(self) -> None:
+        """Heal what crashes and lost webhooks left half-way; one process at a time (lease).
+
+        Only payments untouched for a whole interval, so work still in flight is left alone.
+        """
+        every_s = self.settings.reconcile_interval_s
+        older_than = timedelta(seconds=every_s)
+        while not self._stopping.is_set():
+            await asyncio.sleep(every_s)
+            try:
+                if await hold_lease(self.db, "reconcile", self.holder, ttl_s=every_s + 60):
+                    await reconcile(self.ctx, older_than=older_than)
+            except Exception:
+                log.exception("reconcile failed; will retry next interval")
 
     async def _loop(self, step: Callable[[], Awaitable[int]], signal: Signal | None) -> None:
         """Run `step` until stopped; idle waits for `signal` (None: the step waits itself)."""
@@ -276,7 +295,7 @@ class Runtime:
         await self.webhook_processor.join()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.relay_step(), 2.0)
-        for name in ("local-commands", "outbox-relay"):
+        for name in ("local-commands", "outbox-relay", "reconcile"):
             with contextlib.suppress(Exception):
                 await release_lease(self.db, name, self.holder)
         await self.provider.aclose()

@@ -161,7 +161,7 @@ def _start_one(
         payment = payments.by_id.get(entry.payment_id or "")
         if payment is None or payment.payment_status is not S.INITIATING:
             return _Started(Outcome(None, entry.payment_id))
-        return _call_for(payment, entry)
+        return call_for(payment, entry)
     target = target_of(envelope) or "-"
     if isinstance(command, PayportError):
         return _Started(reject(session, envelope, target, source_ref, command))
@@ -176,10 +176,11 @@ def _start_one(
         return _Started(Outcome(service.answer(session, entry, *settled), payment.id))
     if payment.payment_status is not S.INITIATING:
         return _Started(Outcome(None, payment.id))
-    return _call_for(payment, entry)
+    return call_for(payment, entry)
 
 
-def _call_for(payment: Payment, entry: InboxEntry) -> _Started:
+def call_for(payment: Payment, entry: InboxEntry) -> _Started:
+    """The provider call that authorizes `payment` for `entry` (reconcile repeats it)."""
     request = base.AuthorizeRequest(
         amount=payment.money,
         payment_method=payment.payment_method_id or "",

@@ -12,6 +12,7 @@ FAILED = "payment.failed"
 RELEASED = "payment.released"
 REVERTED = "payment.reverted"
 CAPTURED = "payment.captured"
+DISPUTED = "payment.disputed"
 
 
 def authorized(payment: Payment) -> dict[str, Any]:
@@ -72,4 +73,17 @@ def captured(payment: Payment) -> dict[str, Any]:
         "amount": payment.amount_captured_minor,
         "currency": payment.currency,
         "status": payment.status,
+    }
+
+
+def disputed(
+    payment: Payment, *, amount_minor: int, reason: str | None, dispute_status: str | None
+) -> dict[str, Any]:
+    return {
+        "payment_id": payment.id,
+        "order_id": payment.order_id,
+        "dispute_id": payment.dispute_id,
+        "amount": amount_minor,
+        "reason": reason,
+        "status": dispute_status,
     }

@@ -42,6 +42,10 @@ class Payment(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)
     disputed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The dispute that flagged the payment: one `payment.disputed` per dispute id.
+    dispute_id: Mapped[str | None] = mapped_column(String(255))
+    # Reversed from the runner's transfer by someone other than payport (the dashboard).
+    transfer_reversed_minor: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

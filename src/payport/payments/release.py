@@ -13,6 +13,7 @@ from payport.payments.commands import (
     PaymentsContext,
     Snapshot,
     open_entry,
+    recorded_event,
     reject,
     snapshot,
     start,
@@ -48,7 +49,7 @@ async def release(ctx: PaymentsContext, envelope: Envelope, source_ref: str | No
         entry = entry or open_entry(session, envelope, source_ref, payment_id=payment.id)
         snap = snapshot(payment)
         command_key = entry.command_key
-    return await _release_with_provider(ctx, snap, command_key)
+    return await resume_release(ctx, snap, command_key)
 
 
 def _release_problem(
@@ -87,7 +88,9 @@ async def _capture(
         raise
 
 
-async def _release_with_provider(ctx: PaymentsContext, snap: Snapshot, command_key: str) -> Outcome:
+async def resume_release(ctx: PaymentsContext, snap: Snapshot, command_key: str) -> Outcome:
+    """Capture, then transfer, each keyed by its cause: also how reconcile finishes a
+    release a crash left half done."""
     captured: base.IntentView | None = None
     transfer: base.TransferView | None = None
     error: PayportError | None = None
@@ -114,6 +117,8 @@ async def _release_with_provider(ctx: PaymentsContext, snap: Snapshot, command_k
         payment = await repository.get(session, snap.id, for_update=True)
         entry = await repository.get_inbox_entry(session, command_key)
         assert payment is not None and entry is not None
+        if entry.status == "done":  # finished meanwhile: a redelivered copy or reconcile
+            return Outcome(recorded_event(entry), snap.id)
         if captured is not None:
             service.record_capture(payment, captured)
         if transfer is not None and error is None:
@@ -157,6 +162,8 @@ async def capture(ctx: PaymentsContext, envelope: Envelope, source_ref: str | No
         payment = await repository.get(session, snap.id, for_update=True)
         entry = await repository.get_inbox_entry(session, command_key)
         assert payment is not None and entry is not None
+        if entry.status == "done":  # finished meanwhile: a redelivered copy or reconcile
+            return Outcome(recorded_event(entry), snap.id)
         if captured is None or error is not None:
             assert error is not None
             event = service.answer(

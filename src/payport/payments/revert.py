@@ -13,6 +13,7 @@ from payport.payments.commands import (
     PaymentsContext,
     Snapshot,
     open_entry,
+    recorded_event,
     reject,
     snapshot,
     start,
@@ -64,7 +65,7 @@ async def revert(ctx: PaymentsContext, envelope: Envelope, source_ref: str | Non
         entry = entry or open_entry(session, envelope, source_ref, payment_id=payment.id)
         snap = snapshot(payment)
         command_key = entry.command_key
-    return await _revert_with_provider(ctx, snap, command_key, needs_refund=needs_refund)
+    return await resume_revert(ctx, snap, command_key, needs_refund=needs_refund)
 
 
 def _revert_problem(payment: Payment | None) -> PayportError | None:
@@ -115,9 +116,11 @@ async def _undo_with_provider(
     return result
 
 
-async def _revert_with_provider(
+async def resume_revert(
     ctx: PaymentsContext, snap: Snapshot, command_key: str, *, needs_refund: bool
 ) -> Outcome:
+    """The provider calls of a revert, each keyed by its cause: also how reconcile finishes
+    a revert a crash left half done."""
     error: PayportError | None = None
     result: dict[str, Any] = {}
     try:
@@ -129,6 +132,8 @@ async def _revert_with_provider(
         payment = await repository.get(session, snap.id, for_update=True)
         entry = await repository.get_inbox_entry(session, command_key)
         assert payment is not None and entry is not None
+        if entry.status == "done":  # finished meanwhile: a redelivered copy or reconcile
+            return Outcome(recorded_event(entry), snap.id)
         if error is not None:
             payment.revert_reason = None
             event = service.answer(

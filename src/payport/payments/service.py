@@ -7,8 +7,10 @@ Every change that moves money posts its ledger entry in that transaction too.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payport.errors import CardError, PaymentCanceled, PaymentReverted, PayportError
 from payport.ledger import payment_entries as entries
 from payport.ledger import service as ledger
+from payport.ledger.drafts import Draft
 from payport.messaging.envelope import Event
 from payport.messaging.models import InboxEntry
 from payport.messaging.outbox import emit
+from payport.money import Money
 from payport.payments import events, repository
 from payport.payments.models import Payment
 from payport.payments.schemas import AuthorizeCommand
@@ -267,3 +271,87 @@ async def complete_revert(session: AsyncSession, payment: Payment) -> list[Event
             for entry in waiting
         ]
     return []
+
+
+# --- money moved outside payport (dashboard, bank) ------------------------------------------
+
+
+def _outside(draft: Draft, total_minor: int) -> Draft:
+    """A movement payport did not make, keyed by the provider's running total: a replayed
+    or late event with the same or a smaller total posts nothing."""
+    return dataclasses.replace(draft, cause=f"{draft.cause}:outside:{total_minor}")
+
+
+def record_outside_refund(
+    session: AsyncSession, payment: Payment, *, refunded_total_minor: int
+) -> bool:
+    """A refund someone else made on the captured charge: remember it and post the difference.
+
+    Totals only grow, so taking the larger one makes the order of events irrelevant.
+    """
+    added = refunded_total_minor - payment.amount_refunded_minor
+    if added <= 0 or not payment.captured:
+        return False
+    payment.amount_refunded_minor = refunded_total_minor
+    refund = ledger.refund(
+        payment_id=payment.id,
+        customer=payment.customer_user_id,
+        amount=Money(added, payment.currency),
+    )
+    ledger.post(session, _outside(refund, refunded_total_minor))
+    return True
+
+
+def record_outside_reversal(
+    session: AsyncSession, payment: Payment, *, reversed_total_minor: int
+) -> bool:
+    """Part of the runner's transfer taken back by someone else: remember it, post the rest."""
+    known = payment.transfer_reversed_minor or 0
+    added = reversed_total_minor - known
+    if added <= 0 or payment.transfer_id is None:
+        return False
+    payment.transfer_reversed_minor = reversed_total_minor
+    reversal = ledger.reverse_transfer(
+        payment_id=payment.id,
+        runner=payment.runner_id or "",
+        amount=Money(added, payment.currency),
+    )
+    ledger.post(session, _outside(reversal, reversed_total_minor))
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeFacts:
+    """What a `charge.dispute.*` event says about the dispute."""
+
+    id: str
+    amount_minor: int
+    reason: str | None
+    status: str | None
+
+
+def flag_dispute(session: AsyncSession, payment: Payment, dispute: DisputeFacts) -> list[Event]:
+    """Flag the payment and announce the dispute, once per dispute id.
+
+    A dispute is a flag, not a status: the payment keeps moving as before, and
+    no money moves until the bank withdraws it (a later event).
+    """
+    if payment.dispute_id == dispute.id:
+        return []
+    payment.disputed = True
+    payment.dispute_id = dispute.id
+    payload = events.disputed(
+        payment,
+        amount_minor=dispute.amount_minor,
+        reason=dispute.reason,
+        dispute_status=dispute.status,
+    )
+    return [
+        emit(
+            session,
+            events.DISPUTED,
+            payload,
+            correlation_id=payment.correlation_id or payment.id,
+            key=payment.order_id,
+        )
+    ]

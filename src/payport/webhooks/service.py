@@ -29,6 +29,7 @@ from payport.payments.states import PaymentStatus
 from payport.providers import base
 from payport.providers.errors import with_retries
 from payport.webhooks.models import ProviderEvent
+from payport.webhooks.money import MONEY_EVENTS, apply_money_event, fetch_truth
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class _Pending:
     event_type: str
     object_id: str | None
     object_status: str | None
+    obj: dict[str, Any]
+    request_key: str | None  # the idempotency key of the API request that caused it
 
 
 def parse_event(body: bytes) -> ParsedEvent:
@@ -136,6 +139,22 @@ class EventRecorder:
             return await record_events(session, events)
 
 
+def _pending(row_id: int, event_type: str, object_id: str | None, body: str) -> _Pending:
+    document = orjson.loads(body)
+    obj = _data_object(document)
+    request = document.get("request") if isinstance(document, dict) else None
+    key = request.get("idempotency_key") if isinstance(request, dict) else None
+    status = obj.get("status")
+    return _Pending(
+        row_id,
+        event_type,
+        object_id,
+        status if isinstance(status, str) else None,
+        obj,
+        key if isinstance(key, str) else None,
+    )
+
+
 async def _mark_rows(session: AsyncSession, row_ids: Sequence[int], status: str) -> None:
     await session.execute(
         update(ProviderEvent)
@@ -184,10 +203,7 @@ class WebhookProcessor:
                     .limit(limit + len(self._in_flight))
                 )
             ).all()
-        return [
-            _Pending(row_id, kind, object_id, _data_object(orjson.loads(body)).get("status"))
-            for row_id, kind, object_id, body in rows
-        ]
+        return [_pending(row_id, kind, object_id, body) for row_id, kind, object_id, body in rows]
 
     async def _triage(
         self, pending: Sequence[_Pending]
@@ -206,6 +222,9 @@ class WebhookProcessor:
         settled: list[tuple[int, str]] = []
         to_fetch: list[_Pending] = []
         for event in pending:
+            if event.event_type in MONEY_EVENTS:
+                to_fetch.append(event)
+                continue
             if event.event_type not in INTENT_EVENTS or not event.object_id:
                 settled.append((event.row_id, "ignored"))
                 continue
@@ -226,7 +245,10 @@ class WebhookProcessor:
     def _job(self, event: _Pending) -> Any:
         async def run() -> None:
             try:
-                await self._apply_from_provider(event)
+                if event.event_type in MONEY_EVENTS:
+                    await self._apply_money(event)
+                else:
+                    await self._apply_from_provider(event)
             except Exception as exc:
                 log.exception("webhook processing failed event_row=%s", event.row_id)
                 await self._retry_later(event.row_id, type(exc).__name__)
@@ -247,6 +269,14 @@ class WebhookProcessor:
             if payment is not None:
                 await payment_service.apply_intent(session, payment, intent)
             await _mark_rows(session, [event.row_id], "processed" if payment else "ignored")
+
+    async def _apply_money(self, event: _Pending) -> None:
+        truth = await fetch_truth(self._provider, event.event_type, event.object_id)
+        async with self._db.transaction() as session:
+            applied = await apply_money_event(
+                session, event.event_type, event.obj, event.request_key, transfer=truth
+            )
+            await _mark_rows(session, [event.row_id], "processed" if applied else "ignored")
 
     async def _retry_later(self, row_id: int, error: str) -> None:
         async with self._db.transaction() as session:

@@ -1,0 +1,152 @@
+"""Reconcile heals every state a crash can leave, and a second run finds nothing to do.
+
+The crashes are injected exactly as in tests/integration/test_crash_recovery.py
+(named fault injection, the one place this suite replaces real code): the
+command runs once, dies at the named point, and is never run again, as if
+its message were lost with the process. Webhooks the sandbox queued are not
+delivered until after reconcile, as if they were late.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from payport.messaging.envelope import Envelope
+from payport.payments import authorize, release, revert, service
+from payport.payments.reconcile import reconcile
+from payport.providers.sandbox import SandboxProvider
+from tests.harness import Harness, nested_authorize
+from tests.integration.test_crash_recovery import SimulatedCrash, crash_once
+from tests.provider_truth import by_payment
+from tests.webhooks.helpers import RELEASE_TO, released
+
+HANDLERS = {
+    "authorize_payment": authorize.authorize,
+    "release_payment": release.release,
+    "revert_payment": revert.revert,
+}
+NOW = timedelta(0)
+
+
+async def run_once(harness: Harness, kind: str, payload: dict[str, Any], *, crash: bool) -> str:
+    """Run a command in this process only, as the process that then crashed ran it."""
+    correlation_id = str(uuid.uuid4())
+    envelope = Envelope(kind, correlation_id, "2025-03-31T10:15:30", payload)
+    if crash:
+        with pytest.raises(SimulatedCrash):
+            await HANDLERS[kind](harness.runtime.ctx, envelope, None)
+    else:
+        await HANDLERS[kind](harness.runtime.ctx, envelope, None)
+    return correlation_id
+
+
+def sandbox(harness: Harness) -> SandboxProvider:
+    provider = harness.runtime.provider
+    assert isinstance(provider, SandboxProvider)
+    return provider
+
+
+async def status(harness: Harness, order_id: str) -> str:
+    return str((await harness.payment_by_order(order_id))["status"])
+
+
+async def test_reconcile_heals_every_state_a_crash_leaves(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = sandbox(harness)
+    to_release = (await harness.authorize("order-half-release"))["payload"]["payment_id"]
+    to_cancel = (await harness.authorize("order-half-cancel"))["payload"]["payment_id"]
+    to_refund = await released(harness, "order-half-refund")
+    cids: dict[str, str] = {}
+
+    crash_once(monkeypatch, service, "apply_intent")  # provider answered, answer not recorded
+    cids["lost-answer"] = await run_once(
+        harness, "authorize_payment", nested_authorize("order-lost-answer"), crash=True
+    )
+    crash_once(monkeypatch, provider, "create_payment_intent")  # died before asking
+    cids["never-asked"] = await run_once(
+        harness, "authorize_payment", nested_authorize("order-never-asked"), crash=True
+    )
+    for order_id in ("order-3ds-approved", "order-3ds-open"):
+        three_ds = nested_authorize(order_id, 4000, "pm_card_authenticationRequired")
+        cids[order_id] = await run_once(harness, "authorize_payment", three_ds, crash=False)
+    approved = await harness.payment_by_order("order-3ds-approved")
+    await provider.authenticate(approved["paymentIntentId"], approve=True)  # webhook late
+    crash_once(monkeypatch, provider, "create_transfer")  # captured, not transferred
+    cids["half-release"] = await run_once(
+        harness, "release_payment", {"payment_id": to_release, **RELEASE_TO}, crash=True
+    )
+    crash_once(monkeypatch, provider, "create_refund")  # transfer reversed, not refunded
+    cids["half-refund"] = await run_once(
+        harness, "revert_payment", {"payment_id": to_refund}, crash=True
+    )
+    crash_once(monkeypatch, service, "complete_revert")  # canceled, not recorded
+    cids["half-cancel"] = await run_once(
+        harness, "revert_payment", {"payment_id": to_cancel}, crash=True
+    )
+    assert await status(harness, "order-lost-answer") == "INITIATING"
+    assert await status(harness, "order-half-release") == "AUTHORIZED"
+
+    summary = await reconcile(harness.runtime.ctx, older_than=NOW)
+    await harness.drain()  # the late webhooks arrive now, and change nothing twice
+
+    assert summary.as_dict() == {
+        "authorized": 3,
+        "release_completed": 1,
+        "revert_completed": 2,
+        "unchanged": 1,
+    }
+    expected = {
+        "order-lost-answer": ("AUTHORIZED", "payment.authorized"),
+        "order-never-asked": ("AUTHORIZED", "payment.authorized"),
+        "order-3ds-approved": ("AUTHORIZED", "payment.authorized"),
+        "order-half-release": ("SUCCEEDED", "payment.released"),
+        "order-half-refund": ("REVERTED", "payment.reverted"),
+        "order-half-cancel": ("REVERTED", "payment.reverted"),
+    }
+    cid_of = {
+        "order-lost-answer": cids["lost-answer"],
+        "order-never-asked": cids["never-asked"],
+        "order-3ds-approved": cids["order-3ds-approved"],
+        "order-half-release": cids["half-release"],
+        "order-half-refund": cids["half-refund"],
+        "order-half-cancel": cids["half-cancel"],
+    }
+    for order_id, (final, event_type) in expected.items():
+        assert await status(harness, order_id) == final, order_id
+        assert (await harness.outcome(cid_of[order_id]))["type"] == event_type, order_id
+    assert await status(harness, "order-3ds-open") == "REQUIRES_ACTION"
+    assert [
+        e for e in await harness.all_events() if e["correlation_id"] == cids["order-3ds-open"]
+    ] == []
+
+    transfers = await by_payment(harness.runtime, "transfer")
+    refunds = await by_payment(harness.runtime, "refund")
+    intents = await by_payment(harness.runtime, "payment_intent")
+    assert len(transfers[to_release]) == 1
+    assert transfers[to_release][0]["amount"] == 2500
+    assert len(refunds[to_refund]) == 1
+    assert all(len(found) == 1 for found in intents.values())
+
+    events_before = await harness.all_events()
+    again = await reconcile(harness.runtime.ctx, older_than=NOW)
+    await harness.drain()
+    assert again.healed == 0
+    assert again.as_dict() == {"unchanged": 1}
+    assert await harness.all_events() == events_before
+
+
+async def test_reconcile_leaves_young_payments_alone(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crash_once(monkeypatch, service, "apply_intent")
+    await run_once(harness, "authorize_payment", nested_authorize("order-young"), crash=True)
+
+    summary = await reconcile(harness.runtime.ctx, older_than=timedelta(minutes=10))
+
+    assert summary.as_dict() == {}
+    assert await status(harness, "order-young") == "INITIATING"

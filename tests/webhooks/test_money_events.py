@@ -1,0 +1,206 @@
+"""Refunds, disputes and transfer reversals: recorded when someone else made them, once.
+
+Payport's own refunds and reversals (its revert) produce the same events;
+those are recognised and change nothing twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from payport.ledger.models import LedgerEntry, LedgerPosting
+from payport.providers.sandbox import SandboxProvider
+from tests.harness import Harness
+from tests.provider_truth import by_payment
+from tests.webhooks import recorded
+from tests.webhooks.helpers import of_type, payment, post_event, released, stored_bodies
+
+
+def sandbox(harness: Harness) -> SandboxProvider:
+    provider = harness.runtime.provider
+    assert isinstance(provider, SandboxProvider)
+    return provider
+
+
+async def outside_causes(harness: Harness, payment_id: str) -> list[str]:
+    """Ledger entries posted for money that moved outside payport."""
+    async with harness.runtime.db.read() as session:
+        causes = await session.scalars(
+            select(LedgerEntry.cause).where(
+                LedgerEntry.payment_id == payment_id, LedgerEntry.cause.like("%:outside:%")
+            )
+        )
+        return sorted(causes)
+
+
+async def outside_total(harness: Harness, payment_id: str) -> int:
+    """What those entries moved (each entry's positive side)."""
+    async with harness.runtime.db.read() as session:
+        total = await session.scalar(
+            select(func.coalesce(func.sum(LedgerPosting.amount_minor), 0))
+            .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+            .where(
+                LedgerEntry.payment_id == payment_id,
+                LedgerEntry.cause.like("%:outside:%"),
+                LedgerPosting.amount_minor > 0,
+            )
+        )
+    return int(total or 0)
+
+
+# --- charge.refunded ---------------------------------------------------------------------------
+
+
+async def test_refund_made_outside_payport_is_recorded_once(harness: Harness) -> None:
+    payment_id = await released(harness, "order-refund-outside")
+    intent_id = (await payment(harness, payment_id)).payment_intent_id or ""
+    provider = sandbox(harness)
+
+    for key, amount in (("dashboard:refund-1", 1000), ("dashboard:refund-2", 500)):
+        await provider.create_refund(
+            payment_intent=intent_id,
+            amount_minor=amount,
+            reason="requested_by_customer",
+            idempotency_key=key,
+        )
+    await harness.drain()
+    first, _second = await stored_bodies(harness, "charge.refunded")
+    await post_event(harness, first | {"id": "evt_refund_late"})  # older total, arrives last
+    await harness.drain()
+
+    stored = await payment(harness, payment_id)
+    assert stored.amount_refunded_minor == 1500
+    assert stored.status == "SUCCEEDED"
+    # The two events may be applied in either order; the ledger ends at the latest total.
+    causes = await outside_causes(harness, payment_id)
+    assert causes[-1] == f"refund:{payment_id}:outside:1500"
+    assert await outside_total(harness, payment_id) == 1500
+
+
+async def test_refund_made_by_a_revert_is_not_recorded_twice(harness: Harness) -> None:
+    payment_id = await released(harness, "order-refund-own")
+    cid = await harness.command("revert_payment", {"payment_id": payment_id})
+    await harness.drain()
+    assert (await harness.outcome(cid))["type"] == "payment.reverted"
+    [charge_event] = await stored_bodies(harness, "charge.refunded")
+    assert charge_event["request"]["idempotency_key"] == f"refund:{payment_id}"
+    stray = recorded.charge_refunded(
+        charge_event["data"]["object"], event_id="evt_refund_stray", amount_refunded=2500
+    )
+    await post_event(harness, stray)  # the same refund, as a Stripe-initiated copy
+    await harness.drain()
+
+    stored = await payment(harness, payment_id)
+    assert stored.amount_refunded_minor == 2500
+    assert await outside_causes(harness, payment_id) == []
+    assert len(await by_payment(harness.runtime, "refund")) == 1
+
+
+# --- charge.dispute.created --------------------------------------------------------------------
+
+
+async def test_dispute_flags_the_payment_and_is_announced_once(harness: Harness) -> None:
+    payment_id = await released(harness, "order-disputed")
+    stored = await payment(harness, payment_id)
+    dispute = recorded.dispute_created(
+        event_id="evt_dispute_1",
+        dispute_id="dp_1",
+        charge_id=stored.charge_id,
+        intent_id=stored.payment_intent_id,
+        amount=2500,
+    )
+
+    assert (await post_event(harness, dispute)).status_code == 200
+    assert (await post_event(harness, dispute)).json()["duplicate"] is True
+    await post_event(harness, dispute | {"id": "evt_dispute_1_copy"})
+    await harness.drain()
+
+    [announced] = of_type(await harness.all_events(), "payment.disputed")
+    assert announced["payload"] == {
+        "payment_id": payment_id,
+        "order_id": "order-disputed",
+        "dispute_id": "dp_1",
+        "amount": 2500,
+        "reason": "fraudulent",
+        "status": "needs_response",
+    }
+    flagged = await payment(harness, payment_id)
+    assert (flagged.disputed, flagged.dispute_id, flagged.status) == (True, "dp_1", "SUCCEEDED")
+
+
+async def test_dispute_found_by_charge_alone_and_a_second_dispute_announced(
+    harness: Harness,
+) -> None:
+    authorized = await harness.authorize("order-disputed-twice")
+    payment_id = authorized["payload"]["payment_id"]
+    charge_id = (await payment(harness, payment_id)).charge_id
+    for number in (1, 2):
+        await post_event(
+            harness,
+            recorded.dispute_created(
+                event_id=f"evt_dispute_{number}",
+                dispute_id=f"dp_{number}",
+                charge_id=charge_id,
+                intent_id=None,
+                amount=2500,
+                reason="product_not_received",
+            ),
+        )
+    await harness.drain()
+
+    announced = of_type(await harness.all_events(), "payment.disputed")
+    assert [e["payload"]["dispute_id"] for e in announced] == ["dp_1", "dp_2"]
+    assert (await payment(harness, payment_id)).status == "AUTHORIZED"
+
+
+async def test_dispute_for_a_charge_payport_does_not_know_is_ignored(harness: Harness) -> None:
+    dispute = recorded.dispute_created(
+        event_id="evt_dispute_unknown",
+        dispute_id="dp_unknown",
+        charge_id="ch_unknown",
+        intent_id="pi_unknown",
+        amount=1000,
+    )
+    assert (await post_event(harness, dispute)).status_code == 200
+    await harness.drain()
+    assert of_type(await harness.all_events(), "payment.disputed") == []
+
+
+# --- transfer.reversed -------------------------------------------------------------------------
+
+
+async def test_transfer_reversed_outside_payport_is_recorded_from_the_provider_once(
+    harness: Harness,
+) -> None:
+    payment_id = await released(harness, "order-reversed-outside")
+    transfer_id = (await payment(harness, payment_id)).transfer_id or ""
+    await sandbox(harness).create_transfer_reversal(
+        transfer_id, amount_minor=700, idempotency_key="dashboard:reversal-1"
+    )
+    await harness.drain()
+    [transfer_event] = await stored_bodies(harness, "transfer.created")
+    stale = recorded.transfer_reversed(
+        transfer_event["data"]["object"], event_id="evt_reversed_stale", amount_reversed=0
+    )
+    await post_event(harness, stale)  # an older snapshot, arriving last
+    await harness.drain()
+
+    stored = await payment(harness, payment_id)
+    assert stored.transfer_reversed_minor == 700
+    assert stored.status == "SUCCEEDED"
+    assert await outside_causes(harness, payment_id) == [
+        f"reverse_transfer:{payment_id}:outside:700"
+    ]
+    assert await outside_total(harness, payment_id) == 700
+
+
+async def test_reversal_made_by_a_revert_is_not_recorded_twice(harness: Harness) -> None:
+    payment_id = await released(harness, "order-reversed-own")
+    cid = await harness.command("revert_payment", {"payment_id": payment_id})
+    await harness.drain()
+    assert (await harness.outcome(cid))["type"] == "payment.reverted"
+
+    stored = await payment(harness, payment_id)
+    assert stored.status == "REVERTED"
+    assert stored.transfer_reversed_minor is None
+    assert await outside_causes(harness, payment_id) == []
