@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from payport.ledger.check import check
 from payport.ledger.models import LedgerEntry, LedgerPosting
 from payport.providers.sandbox import SandboxProvider
 from tests.harness import Harness
@@ -204,3 +205,55 @@ async def test_reversal_made_by_a_revert_is_not_recorded_twice(harness: Harness)
     assert stored.status == "REVERTED"
     assert stored.transfer_reversed_minor is None
     assert await outside_causes(harness, payment_id) == []
+
+
+async def test_revert_after_an_outside_partial_reversal_posts_only_the_rest(
+    harness: Harness,
+) -> None:
+    payment_id = await released(harness, "order-reversed-then-reverted")
+    stored = await payment(harness, payment_id)
+    await sandbox(harness).create_transfer_reversal(
+        stored.transfer_id or "", amount_minor=700, idempotency_key="dashboard:reversal-2"
+    )
+    await harness.drain()  # the outside reversal is seen and posted first
+    cid = await harness.command("revert_payment", {"payment_id": payment_id})
+    await harness.drain()
+    assert (await harness.outcome(cid))["type"] == "payment.reverted"
+
+    async with harness.runtime.db.read() as session:
+        runner_postings = await session.scalar(
+            select(func.coalesce(func.sum(LedgerPosting.amount_minor), 0))
+            .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+            .where(
+                LedgerEntry.payment_id == payment_id,
+                LedgerPosting.account == f"runner:{stored.runner_id}",
+            )
+        )
+    # transferred, then 700 back outside, then the rest back by the revert: nothing left
+    assert runner_postings == 0
+    [transfer] = (await by_payment(harness.runtime, "transfer"))[payment_id]
+    assert transfer["amount_reversed"] == stored.transfer_amount_minor
+    report = await check(harness.runtime.db, provider=harness.runtime.provider)
+    assert report.ok, [str(problem) for problem in report.problems]
+
+
+async def test_revert_after_an_outside_partial_refund_leaves_nothing_in_escrow(
+    harness: Harness,
+) -> None:
+    payment_id = await released(harness, "order-refunded-then-reverted")
+    stored = await payment(harness, payment_id)
+    await sandbox(harness).create_refund(
+        payment_intent=stored.payment_intent_id or "",
+        amount_minor=600,
+        reason="requested_by_customer",
+        idempotency_key="dashboard:refund-3",
+    )
+    await harness.drain()  # the outside refund is seen and posted first
+    cid = await harness.command("revert_payment", {"payment_id": payment_id})
+    await harness.drain()
+    assert (await harness.outcome(cid))["type"] == "payment.reverted"
+
+    refunds = (await by_payment(harness.runtime, "refund")).get(payment_id, [])
+    assert sum(r["amount"] for r in refunds) <= stored.amount_captured_minor
+    report = await check(harness.runtime.db, provider=harness.runtime.provider)
+    assert report.ok, [str(problem) for problem in report.problems]

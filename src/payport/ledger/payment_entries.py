@@ -55,7 +55,9 @@ def revert(payment: Payment) -> list[Draft]:
     currency = payment.currency
     drafts: list[Draft] = []
     if payment.transfer_reversal_id is not None:
-        amount = Money(payment.transfer_amount_minor, currency)
+        # payport reverses what is left; a part reversed outside it was posted when seen.
+        left = payment.transfer_amount_minor - (payment.transfer_reversed_minor or 0)
+        amount = Money(left, currency)
         drafts.append(
             rules.reverse_transfer(
                 payment_id=payment.id, runner=payment.runner_id or "", amount=amount
