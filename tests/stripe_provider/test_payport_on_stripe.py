@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import stripe
 
-from payport.providers.stripe.convert import expandable_id
+from payport.providers.views import expandable_id
 from tests.harness import Harness
 from tests.stripe_provider.conftest import SECRET_KEY
 

@@ -27,8 +27,8 @@ from payport.providers.base import (
     ProviderTransientError,
 )
 from payport.providers.errors import to_payport_error
-from payport.providers.stripe.convert import intent_view, refund_view, transfer_view
 from payport.providers.stripe.errors import provider_error
+from payport.providers.views import intent_view, refund_view, transfer_view
 
 SECRET = SecretStr("sk_test_51HpayportRecordedSecretKey")
 

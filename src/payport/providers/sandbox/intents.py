@@ -39,13 +39,13 @@ from payport.providers.sandbox.cards import (
 from payport.providers.sandbox.objects import (
     JSON,
     format_amount,
-    intent_view,
     new_id,
     resource_missing,
     unexpected_state,
     unix,
 )
 from payport.providers.sandbox.store import RequestContext
+from payport.providers.views import intent_view
 
 CANCELABLE_STATUSES = frozenset(
     {PI_REQUIRES_PAYMENT_METHOD, PI_REQUIRES_CAPTURE, PI_REQUIRES_CONFIRMATION, PI_REQUIRES_ACTION}

@@ -11,15 +11,12 @@ from typing import Any
 from payport.money import Money
 from payport.providers.base import (
     STRIPE_API_VERSION,
-    IntentView,
     ProviderCardError,
     ProviderError,
     ProviderIdempotencyError,
     ProviderInvalidRequest,
-    RefundView,
-    TransferReversalView,
-    TransferView,
 )
+from payport.providers.views import intent_view
 
 JSON = dict[str, Any]
 
@@ -76,35 +73,6 @@ def event_object(
     }
 
 
-def intent_view(pi: Mapping[str, Any]) -> IntentView:
-    error = pi.get("last_payment_error") or {}
-    return IntentView(
-        id=pi["id"],
-        status=pi["status"],
-        amount_minor=pi["amount"],
-        currency=pi["currency"],
-        amount_capturable=pi["amount_capturable"],
-        amount_received=pi["amount_received"],
-        latest_charge=pi.get("latest_charge"),
-        next_action_url=redirect_url(pi),
-        last_error_code=error.get("code"),
-        last_decline_code=error.get("decline_code"),
-        last_error_message=error.get("message"),
-        cancellation_reason=pi.get("cancellation_reason"),
-        metadata=dict(pi.get("metadata") or {}),
-        raw=pi,
-    )
-
-
-def redirect_url(pi: Mapping[str, Any]) -> str | None:
-    """The 3-D Secure page the customer must visit, if the intent waits for one."""
-    action = pi.get("next_action") or {}
-    if action.get("type") != "redirect_to_url":
-        return None
-    url: str | None = action["redirect_to_url"].get("url")
-    return url
-
-
 def return_url(pi: Mapping[str, Any]) -> str | None:
     """Where the customer goes back to after 3-D Secure, if the caller gave one."""
     action = pi.get("next_action") or {}
@@ -112,40 +80,6 @@ def return_url(pi: Mapping[str, Any]) -> str | None:
         return None
     url: str | None = action["redirect_to_url"].get("return_url")
     return url
-
-
-def refund_view(refund: Mapping[str, Any]) -> RefundView:
-    return RefundView(
-        id=refund["id"],
-        status=refund["status"],
-        amount_minor=refund["amount"],
-        currency=refund["currency"],
-        payment_intent=refund.get("payment_intent"),
-        charge=refund.get("charge"),
-        reason=refund.get("reason"),
-        raw=refund,
-    )
-
-
-def transfer_view(transfer: Mapping[str, Any]) -> TransferView:
-    return TransferView(
-        id=transfer["id"],
-        amount_minor=transfer["amount"],
-        currency=transfer["currency"],
-        destination=transfer["destination"],
-        amount_reversed=transfer["amount_reversed"],
-        reversed=transfer["reversed"],
-        transfer_group=transfer.get("transfer_group"),
-        source_transaction=transfer.get("source_transaction"),
-        raw=transfer,
-    )
-
-
-def reversal_view(reversal: Mapping[str, Any]) -> TransferReversalView:
-    return TransferReversalView(
-        id=reversal["id"], transfer=reversal["transfer"], amount_minor=reversal["amount"],
-        raw=reversal,
-    )  # fmt: skip
 
 
 def resource_missing(kind: str, object_id: str, *, param: str = "id") -> ProviderInvalidRequest:

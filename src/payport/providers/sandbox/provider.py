@@ -37,14 +37,11 @@ from payport.providers.sandbox.objects import (
     JSON,
     error_body,
     error_from_body,
-    intent_view,
     new_id,
-    refund_view,
     resource_missing,
-    reversal_view,
-    transfer_view,
 )
 from payport.providers.sandbox.store import KeyInUseError, RequestContext, SandboxStore
+from payport.providers.views import intent_view, refund_view, reversal_view, transfer_view
 
 Operation = Callable[[RequestContext], Awaitable[JSON]]
 

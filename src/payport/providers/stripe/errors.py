@@ -22,7 +22,7 @@ from payport.providers.base import (
     ProviderInvalidRequest,
     ProviderTransientError,
 )
-from payport.providers.stripe.convert import intent_view
+from payport.providers.views import intent_view
 
 log = logging.getLogger(__name__)
 

@@ -34,14 +34,9 @@ from payport.providers.base import (
     TransferReversalView,
     TransferView,
 )
-from payport.providers.stripe.convert import (
-    intent_view,
-    plain,
-    refund_view,
-    reversal_view,
-    transfer_view,
-)
+from payport.providers.stripe.convert import plain
 from payport.providers.stripe.errors import provider_error
+from payport.providers.views import intent_view, refund_view, reversal_view, transfer_view
 
 T = TypeVar("T", bound=stripe.StripeObject)
 
