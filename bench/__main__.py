@@ -140,7 +140,8 @@ async def wait_until_quiet(db_path: Path, timeout_s: float = 120.0) -> float:
     return time.perf_counter() - started
 
 
-async def main() -> None:
+async def embedded() -> None:
+    """Sections 1 and 2: the embedded default and its hot read."""
     with tempfile.TemporaryDirectory(prefix="payport-bench-") as tmp:
         workdir = Path(tmp)
         console.print(
@@ -176,8 +177,17 @@ async def main() -> None:
             payport_p99_ms=round(payport_reads.p99_ms, 2),
             errors=payport_reads.errors + bare_reads.errors,
         )
-    await kafka_bench.run(report)
-    await ledger_bench.run(report)
+
+
+async def main() -> None:
+    """Every section, or those named in BENCH_PARTS (embedded, kafka, ledger)."""
+    parts = os.environ.get("BENCH_PARTS", "embedded,kafka,ledger").split(",")
+    if "embedded" in parts:
+        await embedded()
+    if "kafka" in parts:
+        await kafka_bench.run(report)
+    if "ledger" in parts:
+        await ledger_bench.run(report)
     table = Table(title="payport bench (ratios against same-run baselines)")
     for column in ("bench", "ratio", "figures"):
         table.add_column(column)
