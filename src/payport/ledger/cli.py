@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from payport.config import ConfigError, Settings, load_settings
-from payport.db import Database
-from payport.ledger.check import Report, check
+
+if TYPE_CHECKING:  # the database and checker load only when a command runs: `--help` stays fast
+    from payport.ledger.check import Report
 
 ledger_app = typer.Typer(no_args_is_help=True)
 
@@ -55,6 +56,9 @@ def _settings() -> Settings:
 
 
 async def _check(settings: Settings, *, with_provider: bool) -> Report:
+    from payport.db import Database
+    from payport.ledger.check import check
+
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         if not with_provider:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +13,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from payport.config import ConfigError, Settings, load_settings
-from payport.payments.reconcile import Summary, reconcile
+
+if TYPE_CHECKING:  # payments and the runtime load only when the command runs
+    from payport.payments.reconcile import Summary
 
 reconcile_app = typer.Typer()
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -53,6 +55,7 @@ def reconcile_command(older_than: OlderThan = "10m") -> None:
 
 
 async def _run(settings: Settings, older_than: timedelta) -> Summary:
+    from payport.payments.reconcile import reconcile
     from payport.runtime import Runtime  # only now: it brings up a provider
 
     runtime = Runtime(settings)
