@@ -85,6 +85,44 @@ class Settings(BaseSettings):
         default="NORMAL", alias="PAYPORT_SQLITE_SYNCHRONOUS"
     )
 
+    # Checkout (seed 004): the shop's order and inventory services, user and service tokens.
+    order_service_url: str = Field(default="http://127.0.0.1:7000", alias="ORDER_SERVICE_URL")
+    inventory_service_url: str = Field(
+        default="http://127.0.0.1:6000", alias="INVENTORY_SERVICE_URL"
+    )
+    order_path: str = Field(default="/internal/orders/{orderId}", alias="ORDER_SERVICE_ORDER_PATH")
+    order_status_path: str = Field(
+        default="/internal/orders/{orderId}/status", alias="ORDER_SERVICE_STATUS_PATH"
+    )
+    inventory_release_path: str = Field(
+        default="/internal/inventory/release", alias="INVENTORY_RELEASE_PATH"
+    )
+    internal_service_secret: SecretStr | None = Field(
+        default=None, alias="INTERNAL_SERVICE_SECRET"
+    )
+    jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
+    jwt_public_key: str | None = Field(default=None, alias="JWT_PUBLIC_KEY")
+    checkout_success_url: str | None = Field(default=None, alias="CHECKOUT_SUCCESS_URL")
+    checkout_cancel_url: str | None = Field(default=None, alias="CHECKOUT_CANCEL_URL")
+    checkout_session_ttl_s: int = Field(
+        default=1800, ge=1800, le=86_400, alias="PAYPORT_CHECKOUT_SESSION_TTL_S"
+    )
+    order_call_backoff_s: float = Field(
+        default=1.0, gt=0, le=3600, alias="PAYPORT_ORDER_CALL_BACKOFF_S"
+    )
+    order_call_max_backoff_s: float = Field(
+        default=300.0, gt=0, le=86_400, alias="PAYPORT_ORDER_CALL_MAX_BACKOFF_S"
+    )
+    order_call_max_attempts: int = Field(
+        default=30, ge=1, le=10_000, alias="PAYPORT_ORDER_CALL_MAX_ATTEMPTS"
+    )
+    order_call_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, alias="PAYPORT_ORDER_CALL_TIMEOUT_S"
+    )
+    checkout_sweep_interval_s: float = Field(
+        default=30.0, gt=0, le=3600, alias="PAYPORT_CHECKOUT_SWEEP_INTERVAL_S"
+    )
+
     @field_validator("default_currency")
     @classmethod
     def _known_currency(cls, value: str) -> str:

@@ -6,8 +6,9 @@ Every mutating call takes an idempotency key derived from its cause
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from payport.money import Money
@@ -91,6 +92,58 @@ class TransferReversalView:
     id: str
     transfer: str
     amount_minor: int
+    raw: Mapping[str, Any]
+
+
+# Stripe's Checkout Session statuses and payment statuses.
+CS_OPEN = "open"
+CS_COMPLETE = "complete"
+CS_EXPIRED = "expired"
+CS_PAID = "paid"
+CS_UNPAID = "unpaid"
+CS_NO_PAYMENT_REQUIRED = "no_payment_required"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutLineItem:
+    """One line on the hosted page; `unit_amount_minor` × `quantity` in the session currency."""
+
+    name: str
+    unit_amount_minor: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSessionRequest:
+    """A hosted payment page (mode `payment`) for one order; metadata reaches the intent too."""
+
+    currency: str
+    line_items: Sequence[CheckoutLineItem]
+    success_url: str
+    cancel_url: str
+    expires_at: datetime
+    client_reference_id: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    customer_email: str | None = None
+
+    @property
+    def amount_total_minor(self) -> int:
+        return sum(item.unit_amount_minor * item.quantity for item in self.line_items)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSessionView:
+    id: str
+    status: str
+    payment_status: str
+    url: str | None
+    amount_total_minor: int
+    currency: str
+    payment_intent: str | None
+    client_reference_id: str | None
+    expires_at: int
+    customer_email: str | None
+    metadata: Mapping[str, str]
     raw: Mapping[str, Any]
 
 
@@ -200,5 +253,17 @@ class PaymentProvider(Protocol):
     async def create_transfer_reversal(
         self, transfer_id: str, *, amount_minor: int | None, idempotency_key: str
     ) -> TransferReversalView: ...
+
+    async def create_checkout_session(
+        self, request: CheckoutSessionRequest, *, idempotency_key: str
+    ) -> CheckoutSessionView: ...
+
+    async def retrieve_checkout_session(self, session_id: str) -> CheckoutSessionView: ...
+
+    async def expire_checkout_session(
+        self, session_id: str, *, idempotency_key: str
+    ) -> CheckoutSessionView:
+        """Close an open session; ProviderInvalidRequest if it is complete or expired."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from payport.providers.base import IntentView, RefundView, TransferReversalView, TransferView
+from payport.providers.base import (
+    CheckoutSessionView,
+    IntentView,
+    RefundView,
+    TransferReversalView,
+    TransferView,
+)
 
 
 def intent_view(pi: Mapping[str, Any]) -> IntentView:
@@ -76,6 +82,25 @@ def reversal_view(reversal: Mapping[str, Any]) -> TransferReversalView:
         transfer=expandable_id(reversal.get("transfer")) or "",
         amount_minor=reversal["amount"],
         raw=reversal,
+    )
+
+
+def checkout_session_view(session: Mapping[str, Any]) -> CheckoutSessionView:
+    details = session.get("customer_details") or {}
+    email = session.get("customer_email") or details.get("email")
+    return CheckoutSessionView(
+        id=session["id"],
+        status=session.get("status") or "open",
+        payment_status=session.get("payment_status") or "unpaid",
+        url=session.get("url"),
+        amount_total_minor=session.get("amount_total") or 0,
+        currency=session.get("currency") or "",
+        payment_intent=expandable_id(session.get("payment_intent")),
+        client_reference_id=session.get("client_reference_id"),
+        expires_at=int(session.get("expires_at") or 0),
+        customer_email=email if isinstance(email, str) else None,
+        metadata=dict(session.get("metadata") or {}),
+        raw=session,
     )
 
 

@@ -13,6 +13,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,8 @@ from payport.db import Database, utcnow
 from payport.money import MAX_AMOUNT_MINOR, Money, normalize_currency
 from payport.providers.base import (
     AuthorizeRequest,
+    CheckoutSessionRequest,
+    CheckoutSessionView,
     IntentView,
     ProviderError,
     ProviderIdempotencyError,
@@ -31,7 +34,7 @@ from payport.providers.base import (
     TransferReversalView,
     TransferView,
 )
-from payport.providers.sandbox import intents, movements
+from payport.providers.sandbox import checkout, intents, movements
 from payport.providers.sandbox.models import SandboxIdempotencyRecord
 from payport.providers.sandbox.objects import (
     JSON,
@@ -41,7 +44,13 @@ from payport.providers.sandbox.objects import (
     resource_missing,
 )
 from payport.providers.sandbox.store import KeyInUseError, RequestContext, SandboxStore
-from payport.providers.views import intent_view, refund_view, reversal_view, transfer_view
+from payport.providers.views import (
+    checkout_session_view,
+    intent_view,
+    refund_view,
+    reversal_view,
+    transfer_view,
+)
 
 Operation = Callable[[RequestContext], Awaitable[JSON]]
 
@@ -228,6 +237,41 @@ class SandboxProvider:
         )
         return reversal_view(body)
 
+    async def create_checkout_session(
+        self, request: CheckoutSessionRequest, *, idempotency_key: str
+    ) -> CheckoutSessionView:
+        await self._simulate_network()
+        currency = checkout.check_request(request, now=utcnow())
+        params = {
+            "currency": currency, "expires_at": int(request.expires_at.timestamp()),
+            "line_items": [[i.name, i.unit_amount_minor, i.quantity] for i in request.line_items],
+            "success_url": request.success_url, "cancel_url": request.cancel_url,
+            "client_reference_id": request.client_reference_id,
+            "metadata": dict(request.metadata), "customer_email": request.customer_email,
+        }  # fmt: skip
+        body = await self._run(
+            _Call("create_checkout_session", params, idempotency_key),
+            lambda ctx: checkout.create_session(ctx, request, currency),
+        )
+        return checkout_session_view(body)
+
+    async def retrieve_checkout_session(self, session_id: str) -> CheckoutSessionView:
+        await self._simulate_network()
+        found = await self.find_checkout_session(session_id)
+        if found is None:
+            raise resource_missing("checkout.session", session_id)
+        return found
+
+    async def expire_checkout_session(
+        self, session_id: str, *, idempotency_key: str
+    ) -> CheckoutSessionView:
+        await self._simulate_network()
+        body = await self._run(
+            _Call("expire_checkout_session", {"id": session_id}, idempotency_key),
+            lambda ctx: checkout.expire(ctx, session_id),
+        )
+        return checkout_session_view(body)
+
     async def aclose(self) -> None:
         """Nothing to release: the database belongs to the caller."""
 
@@ -255,6 +299,53 @@ class SandboxProvider:
             call, lambda ctx: intents.authenticate(ctx, intent_id, approve=approve)
         )
         return intent_view(body)
+
+    async def find_checkout_session(self, session_id: str) -> CheckoutSessionView | None:
+        """Read a session for the hosted page: no injected latency or failures."""
+        async with self._db.read() as session:
+            found = await SandboxStore(session).get(session_id, checkout.OBJECT_TYPE)
+        return checkout_session_view(found) if found is not None else None
+
+    async def pay_checkout_session(
+        self, session_id: str, *, card_number: str, exp_month: int, exp_year: int, cvc: str
+    ) -> CheckoutSessionView:
+        """The hosted page's form: a bad number or expiry raises ProviderCardError (shown on
+        the page, session still open); a decline closes the session."""
+        digits = intents.check_card_number(card_number)
+        intents.check_expiry(exp_month, exp_year, now=utcnow())
+        intents.check_cvc(cvc)
+        card = intents.card_from_number(digits, exp_month=exp_month, exp_year=exp_year)
+        back = f"{self.base_url}/sandbox/checkout/{session_id}/return"
+        body = await self._run(
+            _Call("pay_checkout_session", {"id": session_id}, None),
+            lambda ctx: checkout.pay(ctx, session_id, card, back),
+        )
+        return checkout_session_view(body)
+
+    async def settle_checkout_session(self, session_id: str) -> CheckoutSessionView:
+        """After 3-D Secure: the intent's outcome completes or closes the session."""
+        body = await self._run(
+            _Call("settle_checkout_session", {"id": session_id}, None),
+            lambda ctx: checkout.settle_after_authentication(ctx, session_id),
+        )
+        return checkout_session_view(body)
+
+    async def expire_due_checkout_sessions(self, *, now: datetime | None = None) -> int:
+        """Stripe closes sessions at `expires_at`; the worker calls this to do the same.
+        `now` moves the sandbox's clock forward (like a Stripe test clock) for tests."""
+        async with self._db.read() as session:
+            due = await checkout.due_for_expiry(SandboxStore(session), now=now or utcnow())
+        expired = 0
+        for session_id in due:
+            try:
+                await self._run(
+                    _Call("expire_checkout_session", {"id": session_id}, None),
+                    _expire_operation(session_id),
+                )
+            except ProviderInvalidRequest:
+                continue  # paid or expired meanwhile
+            expired += 1
+        return expired
 
     async def find_payment_intent(self, intent_id: str) -> IntentView | None:
         """Read an intent for the sandbox's own pages: no injected latency or failures."""
@@ -351,6 +442,10 @@ class SandboxProvider:
             except KeyInUseError:
                 continue  # another process generated it at the same moment; read theirs
         raise ProviderTransientError("could not read the sandbox webhook secret")
+
+
+def _expire_operation(session_id: str) -> Operation:
+    return lambda ctx: checkout.expire(ctx, session_id)
 
 
 def _replay(record: SandboxIdempotencyRecord, call: _Call) -> _Outcome:

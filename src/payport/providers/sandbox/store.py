@@ -103,6 +103,21 @@ class SandboxStore:
             row.value = value
 
 
+    async def delete_state(self, name: str) -> None:
+        row = await self._session.get(SandboxState, name)
+        if row is not None:
+            await self._session.delete(row)
+
+    async def states_named(self, prefix: str) -> list[tuple[str, str]]:
+        """Every (name, value) whose name starts with `prefix`."""
+        rows = await self._session.execute(
+            select(SandboxState.name, SandboxState.value).where(
+                SandboxState.name.startswith(prefix, autoescape=True)
+            )
+        )
+        return [(name, value) for name, value in rows.all()]
+
+
 class RequestContext:
     """One request's handle on the sandbox: its store, its clock, and who asked (for events)."""
 

@@ -20,6 +20,7 @@ from stripe.params import (
     TransferCreateParams,
     TransferReversalCreateParams,
 )
+from stripe.params.checkout import SessionCreateParams
 
 from payport.config import ConfigError, Settings
 from payport.money import Money
@@ -28,6 +29,8 @@ from payport.providers.base import (
     REFUND_REASONS,
     STRIPE_API_VERSION,
     AuthorizeRequest,
+    CheckoutSessionRequest,
+    CheckoutSessionView,
     IntentView,
     ProviderInvalidRequest,
     RefundView,
@@ -36,7 +39,13 @@ from payport.providers.base import (
 )
 from payport.providers.stripe.convert import plain
 from payport.providers.stripe.errors import provider_error
-from payport.providers.views import intent_view, refund_view, reversal_view, transfer_view
+from payport.providers.views import (
+    checkout_session_view,
+    intent_view,
+    refund_view,
+    reversal_view,
+    transfer_view,
+)
 
 T = TypeVar("T", bound=stripe.StripeObject)
 
@@ -191,6 +200,36 @@ class StripeProvider:
         )
         return reversal_view(plain(reversal))
 
+    async def create_checkout_session(
+        self, request: CheckoutSessionRequest, *, idempotency_key: str
+    ) -> CheckoutSessionView:
+        """A hosted Checkout page; the PaymentIntent appears when the customer pays."""
+        session = await self._call(
+            "create_checkout_session",
+            self._client.v1.checkout.sessions.create_async(
+                checkout_session_params(request), options={"idempotency_key": idempotency_key}
+            ),
+        )
+        return checkout_session_view(plain(session))
+
+    async def retrieve_checkout_session(self, session_id: str) -> CheckoutSessionView:
+        session = await self._call(
+            "retrieve_checkout_session",
+            self._client.v1.checkout.sessions.retrieve_async(session_id),
+        )
+        return checkout_session_view(plain(session))
+
+    async def expire_checkout_session(
+        self, session_id: str, *, idempotency_key: str
+    ) -> CheckoutSessionView:
+        session = await self._call(
+            "expire_checkout_session",
+            self._client.v1.checkout.sessions.expire_async(
+                session_id, options={"idempotency_key": idempotency_key}
+            ),
+        )
+        return checkout_session_view(plain(session))
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         # The SDK leaves `close_async` unannotated; it returns httpx's `aclose()`.
@@ -231,6 +270,32 @@ def payment_intent_params(request: AuthorizeRequest) -> PaymentIntentCreateParam
     if request.off_session:
         params["off_session"] = True
     return params
+
+
+def checkout_session_params(request: CheckoutSessionRequest) -> SessionCreateParams:
+    """Mode `payment` with inline prices in minor units; the order's metadata is copied to
+    the PaymentIntent so its events (`payment_intent.payment_failed`) name the order too."""
+    return {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": item.quantity,
+                "price_data": {
+                    "currency": request.currency,
+                    "unit_amount": item.unit_amount_minor,
+                    "product_data": {"name": item.name},
+                },
+            }
+            for item in request.line_items
+        ],
+        "success_url": request.success_url,
+        "cancel_url": request.cancel_url,
+        "expires_at": int(request.expires_at.timestamp()),
+        "client_reference_id": request.client_reference_id,
+        "metadata": dict(request.metadata),
+        "payment_intent_data": {"metadata": dict(request.metadata)},
+        **({"customer_email": request.customer_email} if request.customer_email else {}),
+    }
 
 
 def _check_choice(value: str, allowed: frozenset[str], param: str) -> None:
