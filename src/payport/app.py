@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from payport import __version__
+from payport.checkout.page import router as checkout_page_router
+from payport.checkout.routes import router as checkout_router
 from payport.config import Settings
 from payport.errors import PayportError
 from payport.http import BodySizeLimit, payport_error_handler, validation_error_handler
@@ -84,6 +86,8 @@ def create_app(
     ):
         app.include_router(router)
     app.include_router(ledger_router)
+    app.include_router(checkout_router)
+    app.include_router(checkout_page_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:

@@ -97,9 +97,7 @@ class Settings(BaseSettings):
     inventory_release_path: str = Field(
         default="/internal/inventory/release", alias="INVENTORY_RELEASE_PATH"
     )
-    internal_service_secret: SecretStr | None = Field(
-        default=None, alias="INTERNAL_SERVICE_SECRET"
-    )
+    internal_service_secret: SecretStr | None = Field(default=None, alias="INTERNAL_SERVICE_SECRET")
     jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
     jwt_public_key: str | None = Field(default=None, alias="JWT_PUBLIC_KEY")
     checkout_success_url: str | None = Field(default=None, alias="CHECKOUT_SUCCESS_URL")

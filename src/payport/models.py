@@ -1,5 +1,6 @@
 """Every table, imported in one place so metadata and migrations see them all."""
 
+from payport.checkout.models import CheckoutPayment, OrderCall
 from payport.db import Base
 from payport.idempotency import IdempotencyRecord
 from payport.ledger import models as ledger_models  # noqa: F401 - registers its tables
@@ -15,9 +16,11 @@ from payport.webhooks.models import ProviderEvent
 
 __all__ = [
     "Base",
+    "CheckoutPayment",
     "IdempotencyRecord",
     "InboxEntry",
     "LocalCommand",
+    "OrderCall",
     "OutboxEvent",
     "Payment",
     "ProviderEvent",

@@ -236,3 +236,16 @@ def major_json_number(amount_minor: int, currency: str) -> float | int:
     if currency_exponent(currency) == 0:
         return int(major)
     return float(major)
+
+
+def money_from_major(major: Decimal, currency: str) -> Money:
+    """Exact major units (199.98 usd) as minor units; refuses fractions of a minor unit.
+
+    Parse JSON with `parse_float=Decimal` first: a float has already lost exactness.
+    """
+    if not major.is_finite():
+        raise ValueError("amount must be a finite number")
+    minor = major.scaleb(currency_exponent(currency))
+    if minor != minor.to_integral_value():
+        raise ValueError(f"{major} has more decimals than {currency} allows")
+    return Money(int(minor), currency)

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import httpx
 
+from payport.checkout.worker import CheckoutRuntime
 from payport.config import ProviderName, Settings
 from payport.db import Database
 from payport.messaging.bus import CommandBus
@@ -91,7 +92,12 @@ class Runtime:
         self.bus: CommandBus = self.transport.bus
         self.consumer = self.transport.consumer
         self.publisher = self.transport.publisher
-        self.webhook_processor = WebhookProcessor(self.db, self.provider)
+        self.checkout = CheckoutRuntime(
+            settings, self.db, self.provider, on_commit=self._after_commit
+        )
+        self.webhook_processor = WebhookProcessor(
+            self.db, self.provider, handlers=self.checkout.event_handlers()
+        )
         self.event_recorder = EventRecorder(self.db)
         self._webhook_secrets: list[str] | None = None
         self._loopback_webhooks = False
@@ -179,6 +185,7 @@ class Runtime:
             work += await self.delivery_step()
             work += await self.webhook_step()
             await self.webhook_processor.join()
+            work += await self.checkout.calls_step()
             work += await self.relay_step()
             if work == 0 and await self.consumer.settled():
                 return
@@ -219,6 +226,20 @@ class Runtime:
             )
         if self.settings.reconcile_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+        self._tasks += [
+            asyncio.create_task(self._loop(self.checkout.calls_step, self.outbox_ready)),
+            asyncio.create_task(self._sweep_loop()),
+        ]
+
+    async def _sweep_loop(self) -> None:
+        """Close checkout sessions whose time ran out (the sandbox; Stripe does its own)."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.settings.checkout_sweep_interval_s)
+            try:
+                if await self.checkout.sweep_step():
+                    self.deliveries_ready.notify()
+            except Exception:
+                log.exception("checkout expiry sweep failed; will retry")
 
     async def _reconcile_loop(self) -> None:
         """Heal what crashes and lost webhooks left half-way; one process at a time (lease).
@@ -299,6 +320,7 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await release_lease(self.db, name, self.holder)
         await self.provider.aclose()
+        await self.checkout.aclose()
         await self.publisher.aclose()
         if self._owns_client and self._webhook_client is not None:
             await self._webhook_client.aclose()

@@ -106,7 +106,7 @@ CS_NO_PAYMENT_REQUIRED = "no_payment_required"
 
 @dataclass(frozen=True, slots=True)
 class CheckoutLineItem:
-    """One line on the hosted page; `unit_amount_minor` × `quantity` in the session currency."""
+    """One line on the hosted page; `unit_amount_minor` times `quantity` in the session currency."""
 
     name: str
     unit_amount_minor: int

@@ -9,7 +9,7 @@ object is fetched again and its current state applied, so order doesn't matter.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,10 @@ INTENT_EVENTS = frozenset(
     }
 )
 MAX_ATTEMPTS = 10
+
+# Another domain's own event types (checkout.session.*), applied in the processor's
+# transaction: (session, event type, data.object) -> whether anything of theirs was concerned.
+EventHandler = Callable[[AsyncSession, str, dict[str, Any]], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +170,17 @@ async def _mark_rows(session: AsyncSession, row_ids: Sequence[int], status: str)
 class WebhookProcessor:
     """Applies stored events: confirmations in bulk, possible changes via the provider."""
 
-    def __init__(self, db: Database, provider: base.PaymentProvider, *, concurrency: int = 64):
+    def __init__(
+        self,
+        db: Database,
+        provider: base.PaymentProvider,
+        *,
+        concurrency: int = 64,
+        handlers: Mapping[str, EventHandler] | None = None,
+    ):
         self._db = db
         self._provider = provider
+        self._handlers = dict(handlers or {})
         self._dispatcher = KeyedDispatcher(concurrency)
         self._in_flight: set[int] = set()
 
@@ -225,6 +237,9 @@ class WebhookProcessor:
             if event.event_type in MONEY_EVENTS:
                 to_fetch.append(event)
                 continue
+            if event.event_type in self._handlers and event.event_type not in INTENT_EVENTS:
+                to_fetch.append(event)
+                continue
             if event.event_type not in INTENT_EVENTS or not event.object_id:
                 settled.append((event.row_id, "ignored"))
                 continue
@@ -247,8 +262,10 @@ class WebhookProcessor:
             try:
                 if event.event_type in MONEY_EVENTS:
                     await self._apply_money(event)
-                else:
+                elif event.event_type in INTENT_EVENTS:
                     await self._apply_from_provider(event)
+                else:
+                    await self._apply_handler(event)
             except Exception as exc:
                 log.exception("webhook processing failed event_row=%s", event.row_id)
                 await self._retry_later(event.row_id, type(exc).__name__)
@@ -266,9 +283,18 @@ class WebhookProcessor:
                 payment = await payments.get(
                     session, intent.metadata["payment_id"], for_update=True
                 )
+            handled = payment is not None
             if payment is not None:
                 await payment_service.apply_intent(session, payment, intent)
-            await _mark_rows(session, [event.row_id], "processed" if payment else "ignored")
+            elif event.event_type in self._handlers:
+                handler = self._handlers[event.event_type]
+                handled = await handler(session, event.event_type, dict(intent.raw))
+            await _mark_rows(session, [event.row_id], "processed" if handled else "ignored")
+
+    async def _apply_handler(self, event: _Pending) -> None:
+        async with self._db.transaction() as session:
+            handled = await self._handlers[event.event_type](session, event.event_type, event.obj)
+            await _mark_rows(session, [event.row_id], "processed" if handled else "ignored")
 
     async def _apply_money(self, event: _Pending) -> None:
         truth = await fetch_truth(self._provider, event.event_type, event.object_id)

@@ -60,7 +60,9 @@ def check_request(request: CheckoutSessionRequest, *, now: datetime) -> str:
     return currency
 
 
-async def create_session(ctx: RequestContext, request: CheckoutSessionRequest, currency: str) -> JSON:
+async def create_session(
+    ctx: RequestContext, request: CheckoutSessionRequest, currency: str
+) -> JSON:
     session_id = new_id("cs_test_", 58)
     metadata = dict(request.metadata)
     session: JSON = {

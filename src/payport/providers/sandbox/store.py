@@ -102,7 +102,6 @@ class SandboxStore:
         else:
             row.value = value
 
-
     async def delete_state(self, name: str) -> None:
         row = await self._session.get(SandboxState, name)
         if row is not None:
