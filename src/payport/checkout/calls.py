@@ -150,7 +150,7 @@ class OrderCallSender:
 
     async def _send(self, call: _Due) -> _Result:
         if call.target == PROVIDER:
-            return await self._expire_session(call)
+            return await self._provider_action(call)
         base = (
             self._settings.inventory_service_url
             if call.target == INVENTORY
@@ -180,15 +180,25 @@ class OrderCallSender:
             return _Result("rejected", error)
         return _Result("retry", error)
 
-    async def _expire_session(self, call: _Due) -> _Result:
-        """Close the provider's session after a failed payment, so it can take no money later."""
-        session_id = orjson.loads(call.body)["session_id"]
+    async def _provider_action(self, call: _Due) -> _Result:
+        """`expire_session`: close the session after a failed payment, so it takes no money
+        later. `refund`: give back a payment that arrived after its order was cancelled."""
+        body = orjson.loads(call.body)
         try:
-            await self._provider.expire_checkout_session(session_id, idempotency_key=call.call_key)
+            if body["action"] == "expire_session":
+                await self._provider.expire_checkout_session(
+                    body["session_id"], idempotency_key=call.call_key
+                )
+            else:
+                await self._provider.create_refund(
+                    payment_intent=body["payment_intent"], amount_minor=None,
+                    reason="requested_by_customer", idempotency_key=call.call_key,
+                    metadata={"order_id": call.order_id},
+                )  # fmt: skip
         except ProviderTransientError as exc:
             return _Result("retry", exc.message[:_ERROR_TEXT_LIMIT])
         except ProviderInvalidRequest:
-            return _Result("done")  # already complete or expired: nothing left to close
+            return _Result("done")  # already closed (or refunded): nothing left to do
         except ProviderError as exc:
             return _Result("rejected", f"{exc.error_type}: {exc.code}")
         return _Result("done")

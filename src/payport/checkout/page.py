@@ -90,6 +90,9 @@ async def _after_payment(provider: SandboxProvider, session: CheckoutSessionView
         intent = await provider.find_payment_intent(session.payment_intent)
         if intent is not None and intent.next_action_url:
             return RedirectResponse(intent.next_action_url, status_code=303)
+    declined = session.raw.get("sandbox_last_error")
+    if session.status == CS_OPEN and declined:
+        return _form(session, error=f"Payment failed: {declined}", status_code=402)
     return _show(session)
 
 
@@ -99,15 +102,13 @@ def _show(session: CheckoutSessionView) -> HTMLResponse:
     if session.status == CS_COMPLETE:
         link = escape(_fill(session, session.raw["success_url"]))
         return _page(_summary(session) + f'<p>Paid. <a href="{link}">Back to the shop</a></p>')
-    reason = session.raw.get("sandbox_last_error")
-    message = f"Payment failed: {escape(reason)}" if reason else "This checkout has expired."
     link = escape(_fill(session, session.raw["cancel_url"]))
     return _page(
         _summary(session)
-        + f'<p class="error" id="outcome">{message}</p>'
-        + "<p>This checkout is closed; no money was taken.</p>"
+        + '<p class="error" id="outcome">This checkout has expired.</p>'
+        + "<p>It is closed; no money was taken.</p>"
         + f'<p><a href="{link}">Back to the shop</a></p>',
-        status_code=402 if reason else 410,
+        status_code=410,
     )
 
 

@@ -266,14 +266,14 @@ async def _payment_for_event(
 def _succeed(
     session: AsyncSession, payment: CheckoutPayment, obj: Mapping[str, Any], settings: Settings
 ) -> None:
-    if payment.checkout_status is not CheckoutStatus.INITIATED:
-        if payment.checkout_status is CheckoutStatus.FAILED:
-            log.error(
-                "checkout paid after it failed; needs a refund order_id=%s payment_id=%s",
-                payment.order_id, payment.id,
-            )  # fmt: skip
-        return
     intent = obj.get("payment_intent")
+    if payment.checkout_status is CheckoutStatus.FAILED and isinstance(intent, str):
+        # Paid in the moment between a decline and payport closing the session: the order
+        # is being cancelled, so the money goes back.
+        log.warning("checkout paid after it failed; refunding order_id=%s", payment.order_id)
+        _provider_call(session, payment, "refund", {"payment_intent": intent})
+    if payment.checkout_status is not CheckoutStatus.INITIATED:
+        return
     details = obj.get("customer_details") or {}
     payment.status = CheckoutStatus.SUCCESS.value
     payment.payment_intent_id = intent if isinstance(intent, str) else None
@@ -298,12 +298,7 @@ def _fail(
     payment.failure_reason = reason[:255]
     payment.updated_at = utcnow()
     if expire_session and payment.session_id:
-        calls.add_call(
-            session, call_key=f"expire_session:{payment.id}", order_id=payment.order_id,
-            payment_id=payment.id, target=calls.PROVIDER, method="POST",
-            path=f"/v1/checkout/sessions/{payment.session_id}/expire",
-            body={"session_id": payment.session_id},
-        )  # fmt: skip
+        _provider_call(session, payment, "expire_session", {"session_id": payment.session_id})
     for index, item in enumerate(orjson.loads(payment.items)):
         calls.add_call(
             session, call_key=f"release:{payment.id}:{index}", order_id=payment.order_id,
@@ -316,6 +311,16 @@ def _fail(
         )  # fmt: skip
     _order_status_call(session, payment, "CANCELLED", settings)
     _emit(session, "checkout.failed", payment)
+
+
+def _provider_call(
+    session: AsyncSession, payment: CheckoutPayment, action: str, body: dict[str, object]
+) -> None:
+    calls.add_call(
+        session, call_key=f"{action}:{payment.id}", order_id=payment.order_id,
+        payment_id=payment.id, target=calls.PROVIDER, method="POST", path=action,
+        body={"action": action, **body},
+    )  # fmt: skip
 
 
 def _order_status_call(

@@ -2,8 +2,8 @@
 
 Like `intents.py`, every function runs inside one request transaction and records the
 webhook events of its change. Paying charges the card at once (automatic capture) with the
-core's test-card outcomes. A declined card closes the session, so no later attempt can take
-money for an order payport has already cancelled. Open sessions are listed in the sandbox
+core's test-card outcomes. A declined card leaves the session open, as on Stripe (payport
+expires it when it cancels the order). Open sessions are listed in the sandbox
 state table under `checkout_open:{id}` so the expiry sweep reads only those.
 """
 
@@ -63,7 +63,7 @@ def check_request(request: CheckoutSessionRequest, *, now: datetime) -> str:
 async def create_session(
     ctx: RequestContext, request: CheckoutSessionRequest, currency: str
 ) -> JSON:
-    session_id = new_id("cs_test_", 58)
+    session_id = new_id("cs_test_", 40)
     metadata = dict(request.metadata)
     session: JSON = {
         "id": session_id, "object": OBJECT_TYPE, "mode": "payment", "status": CS_OPEN,
@@ -106,10 +106,11 @@ async def expire(ctx: RequestContext, session_id: str) -> JSON:
 
 
 async def pay(ctx: RequestContext, session_id: str, card: intents.Card, return_url: str) -> JSON:
-    """The customer submitted the page: charge the card, then complete or close the session.
+    """The customer submitted the page: charge the card; success completes the session.
 
-    A card that needs 3-D Secure leaves the session open with its intent in
-    `requires_action`; `settle_after_authentication` finishes it.
+    A decline (`payment_intent.payment_failed`) leaves it open, as Stripe does. A card that
+    needs 3-D Secure leaves it open with its intent in `requires_action`;
+    `settle_after_authentication` finishes it.
     """
     session = await session_for_update(ctx, session_id)
     if session["status"] != CS_OPEN or session["payment_intent"] is not None:
@@ -127,8 +128,9 @@ async def pay(ctx: RequestContext, session_id: str, card: intents.Card, return_u
     try:
         pi = await intents.create_payment_intent(ctx, request, session["currency"], card)
     except ProviderCardError as declined:
+        # Like Stripe, the session stays open for another card; the merchant may expire it.
         session["sandbox_last_error"] = declined.message
-        await _close(ctx, session, CS_EXPIRED)
+        await ctx.store.save(session, now=ctx.now)
         return session
     session["payment_intent"] = pi["id"]
     if pi["status"] == PI_SUCCEEDED:
@@ -152,7 +154,8 @@ async def settle_after_authentication(ctx: RequestContext, session_id: str) -> J
     else:
         error = pi.get("last_payment_error") or {}
         session["sandbox_last_error"] = error.get("message") or "Authentication failed."
-        await _close(ctx, session, CS_EXPIRED)
+        session["payment_intent"] = None  # another card may be tried
+        await ctx.store.save(session, now=ctx.now)
     return session
 
 
