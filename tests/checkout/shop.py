@@ -20,10 +20,9 @@ from typing import Any
 
 import jwt
 import uvicorn
+from bench.server import free_port
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
-
-from bench.server import free_port
 
 USER_SECRET = "shop-user-token-secret-for-tests-only"
 INTERNAL_SECRET = "shop-internal-secret-for-tests-only"
