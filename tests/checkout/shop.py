@@ -9,7 +9,6 @@ bring it back on the same port, so a test can watch payport retry.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,10 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 import jwt
-import uvicorn
-from bench.server import free_port
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+
+from tests.checkout.servers import ThreadedApp
 
 USER_SECRET = "shop-user-token-secret-for-tests-only"
 INTERNAL_SECRET = "shop-internal-secret-for-tests-only"
@@ -180,33 +179,12 @@ def _public(order: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Shop:
-    """The shop app served by uvicorn on a port of its own, in a thread."""
+class Shop(ThreadedApp):
+    """The shop app, served for real on a port of its own."""
 
     def __init__(self) -> None:
         self.state = ShopState()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        config = uvicorn.Config(
-            build_shop(self.state), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "shop did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        super().__init__(build_shop(self.state))
 
     def add_user(self, email: str, password: str) -> str:
         user_id = "user_" + uuid.uuid4().hex[:12]
