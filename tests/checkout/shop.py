@@ -99,7 +99,9 @@ def build_shop(state: ShopState) -> FastAPI:
         items = []
         for line in body["items"]:
             name, price = PRODUCTS[line["productId"]]
-            state.stock[line["productId"]] -= line["quantity"]  # reserved
+            state.stock[line["productId"]] = (
+                state.stock.get(line["productId"], 100) - line["quantity"]
+            )
             items.append({"productId": line["productId"], "name": name,
                           "quantity": line["quantity"], "unitPrice": price})  # fmt: skip
         order_id = uuid.uuid4().hex[:24]
