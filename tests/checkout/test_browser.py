@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
 from bench.server import payport_server
+
 from tests.checkout.conftest import checkout_settings
 from tests.checkout.shop import Shop
 
@@ -44,7 +44,7 @@ def _unavailable(message: str) -> None:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per test, before any I/O
         _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)")
     try:
         from playwright.async_api import async_playwright
@@ -68,27 +68,69 @@ def payport_url(database_url: str, shop: Shop, tmp_path: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-async def _eventually(check: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+class Customer:
+    """Someone using the shop and payport over HTTP, with the token the shop's login gave."""
+
+    def __init__(self, client: httpx.AsyncClient, shop: Shop, payport_url: str) -> None:
+        self._client = client
+        self._shop = shop.url
+        self._payport = payport_url
+        self.token = ""
+
+    async def log_in(self, email: str, password: str) -> None:
+        login = await self._client.post(
+            f"{self._shop}/auth/login", json={"email": email, "password": password}
+        )
+        assert login.status_code == 200, login.text
+        self.token = f"Bearer {login.json()['token']}"
+
+    async def place_order(self, items: list[tuple[str, int]]) -> str:
+        lines = [{"productId": product, "quantity": quantity} for product, quantity in items]
+        response = await self._client.post(
+            f"{self._shop}/orders", json={"items": lines}, headers=self._auth
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["order"]["status"] == "PENDING"
+        order_id: str = response.json()["order"]["_id"]
+        return order_id
+
+    async def checkout_url(self, order_id: str) -> str:
+        response = await self._client.post(
+            f"{self._payport}/payments/create-session", json={"orderId": order_id},
+            headers=self._auth,
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        url: str = response.json()["checkoutUrl"]
+        return url
+
+    async def order_status(self, order_id: str) -> str:
+        response = await self._client.get(f"{self._shop}/orders/{order_id}", headers=self._auth)
+        assert response.status_code == 200, response.text
+        return str(response.json()["order"]["status"])
+
+    async def payment(self, order_id: str) -> dict[str, Any]:
+        response = await self._client.get(
+            f"{self._payport}/payments/status/{order_id}", headers=self._auth
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def wait_for_order(self, order_id: str, status: str, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while await self.order_status(order_id) != status:
+            assert time.monotonic() < deadline, f"order {order_id} never became {status}"
+            await asyncio.sleep(0.1)
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": self.token}
 
 
-def _shop_order(shop: Shop, token: str, order_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{shop.url}/orders/{order_id}", headers={"Authorization": token})
-    assert response.status_code == 200, response.text
-    order: dict[str, Any] = response.json()["order"]
-    return order
-
-
-def _place_order(shop: Shop, token: str, items: list[dict[str, Any]]) -> str:
-    response = httpx.post(f"{shop.url}/orders", json={"items": items},
-                          headers={"Authorization": token})  # fmt: skip
-    assert response.status_code == 201, response.text
-    order_id: str = response.json()["order"]["_id"]
-    assert response.json()["order"]["status"] == "PENDING"
-    return order_id
+@pytest.fixture
+async def customer(shop: Shop, payport_url: str) -> AsyncIterator[Customer]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield Customer(client, shop, payport_url)
 
 
 async def _pay_in_browser(browser: Any, checkout_url: str, card: str) -> Any:
@@ -101,67 +143,45 @@ async def _pay_in_browser(browser: Any, checkout_url: str, card: str) -> Any:
     return page
 
 
-async def test_seed_004_end_to_end(browser: Any, payport_url: str, shop: Shop) -> None:
+async def test_seed_004_end_to_end(browser: Any, customer: Customer, shop: Shop) -> None:
     """Login → order → create session → pay in the browser → order CONFIRMED; then the
     failure path: declined card → inventory released, order CANCELLED."""
     shop.add_user("testuser@example.com", "password123")
     shop.stock_up(prod_tea=5, prod_cake=5)
-    login = httpx.post(f"{shop.url}/auth/login",
-                       json={"email": "testuser@example.com", "password": "password123"})  # fmt: skip
-    assert login.status_code == 200
-    token = f"Bearer {login.json()['token']}"
+    await customer.log_in("testuser@example.com", "password123")
 
-    order_id = _place_order(shop, token, [{"productId": "prod_tea", "quantity": 2}])
-    created = httpx.post(f"{payport_url}/payments/create-session", json={"orderId": order_id},
-                         headers={"Authorization": token})  # fmt: skip
-    assert created.status_code == 200, created.text
-    page = await _pay_in_browser(browser, created.json()["checkoutUrl"], "4242 4242 4242 4242")
+    order_id = await customer.place_order([("prod_tea", 2)])
+    page = await _pay_in_browser(browser, await customer.checkout_url(order_id), "4242424242424242")
     await page.wait_for_url("**/payments/checkout/success**")
     assert "Payment received" in await page.content()
     await page.close()
-    await _eventually(
-        lambda: _shop_order(shop, token, order_id)["status"] == "CONFIRMED", "CONFIRMED"
-    )
-    status = httpx.get(f"{payport_url}/payments/status/{order_id}",
-                       headers={"Authorization": token}).json()  # fmt: skip
-    assert status["status"] == "SUCCESS"
-    assert status["amount"] == 199.98
+    await customer.wait_for_order(order_id, "CONFIRMED")
+    payment = await customer.payment(order_id)
+    assert payment["status"] == "SUCCESS"
+    assert payment["amount"] == 199.98
     assert shop.state.stock == {"prod_tea": 3, "prod_cake": 5}  # sold: stays reserved
 
-    failing = _place_order(shop, token, [{"productId": "prod_tea", "quantity": 1},
-                                         {"productId": "prod_cake", "quantity": 2}])  # fmt: skip
+    failing = await customer.place_order([("prod_tea", 1), ("prod_cake", 2)])
     assert shop.state.stock == {"prod_tea": 2, "prod_cake": 3}
-    created = httpx.post(f"{payport_url}/payments/create-session", json={"orderId": failing},
-                         headers={"Authorization": token})  # fmt: skip
-    page = await _pay_in_browser(browser, created.json()["checkoutUrl"], "4000 0000 0000 0002")
+    page = await _pay_in_browser(browser, await customer.checkout_url(failing), "4000000000000002")
     await page.wait_for_selector("#outcome")
     assert "Your card was declined." in await page.inner_text("#outcome")
     await page.close()
-    await _eventually(
-        lambda: _shop_order(shop, token, failing)["status"] == "CANCELLED", "CANCELLED"
-    )
+    await customer.wait_for_order(failing, "CANCELLED")
     assert shop.state.stock == {"prod_tea": 3, "prod_cake": 5}
     assert sorted(r["productId"] for r in shop.state.releases) == ["prod_cake", "prod_tea"]
-    failed = httpx.get(f"{payport_url}/payments/status/{failing}",
-                       headers={"Authorization": token}).json()  # fmt: skip
-    assert failed["status"] == "FAILED"
+    assert (await customer.payment(failing))["status"] == "FAILED"
 
 
 async def test_three_d_secure_card_in_the_browser(
-    browser: Any, payport_url: str, shop: Shop
+    browser: Any, customer: Customer, shop: Shop
 ) -> None:
     shop.add_user("tds@example.com", "pw")
-    token = "Bearer " + httpx.post(f"{shop.url}/auth/login",
-                                   json={"email": "tds@example.com", "password": "pw"}
-                                   ).json()["token"]  # fmt: skip
-    order_id = _place_order(shop, token, [{"productId": "prod_cake", "quantity": 1}])
-    created = httpx.post(f"{payport_url}/payments/create-session", json={"orderId": order_id},
-                         headers={"Authorization": token})  # fmt: skip
-    page = await _pay_in_browser(browser, created.json()["checkoutUrl"], "4000 0027 6000 3184")
+    await customer.log_in("tds@example.com", "pw")
+    order_id = await customer.place_order([("prod_cake", 1)])
+    page = await _pay_in_browser(browser, await customer.checkout_url(order_id), "4000002760003184")
     await page.wait_for_url("**/sandbox/authenticate/**")
     await page.click("button.approve")
     await page.wait_for_url("**/payments/checkout/success**")
     await page.close()
-    await _eventually(
-        lambda: _shop_order(shop, token, order_id)["status"] == "CONFIRMED", "CONFIRMED"
-    )
+    await customer.wait_for_order(order_id, "CONFIRMED")
