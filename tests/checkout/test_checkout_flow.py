@@ -16,7 +16,7 @@ from payport.providers.sandbox import SandboxProvider
 from payport.providers.sandbox.store import SandboxStore
 from payport.webhooks.models import ProviderEvent
 from payport.webhooks.signature import signature_header
-from tests.checkout.conftest import create_session, pay
+from tests.checkout.conftest import checkout_settings, create_session, pay
 from tests.checkout.shop import Shop, user_token
 from tests.harness import Harness
 
@@ -220,3 +220,14 @@ async def test_internal_calls_carry_a_signed_service_token(payport: Harness, sho
     # The shop refuses any call without a valid token; every one of payport's got through.
     assert shop.state.refused_calls == 0
     assert shop.state.internal_calls[0]["key"].startswith("order_status:")
+
+
+async def test_a_wrong_service_secret_is_refused_by_the_shop(database_url: str, shop: Shop) -> None:
+    user = shop.add_user("ho@example.com", "pw")
+    order_id = shop.add_order(user, [("prod_tea", 1)])
+    settings = checkout_settings(shop, INTERNAL_SERVICE_SECRET="not-the-shop-secret-" + "x" * 20)
+    async with Harness.started(database_url, **settings) as harness:
+        response = await create_session(harness, user_token(user), order_id)
+    assert response.status_code == 503
+    assert response.json()["error"] == "Order service unavailable; try again shortly"
+    assert shop.state.refused_calls == 1

@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 # A claimed call is not picked again for this long, even if its process dies mid-request.
 _LEASE = timedelta(seconds=60)
 _ERROR_TEXT_LIMIT = 500
-_RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+# Timeouts, conflicts, rate limits, and refused credentials (a secret being rotated is fixed
+# by configuration, after which the call should still go out).
+_RETRYABLE_4XX = frozenset({401, 403, 408, 409, 425, 429})
 
 ORDER = "order"
 INVENTORY = "inventory"
