@@ -225,3 +225,20 @@ def running_shop() -> Iterator[Shop]:
         yield shop
     finally:
         shop.stop()
+
+
+def main() -> None:
+    """A demo shop for the README's checkout walkthrough: orders and inventory on one port
+    (SHOP_PORT, default 7000)."""
+    import os
+
+    import uvicorn
+
+    state = ShopState()
+    state.users["testuser@example.com"] = ("password123", "user_test")
+    port = int(os.environ.get("SHOP_PORT", "7000"))
+    uvicorn.run(build_shop(state), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
