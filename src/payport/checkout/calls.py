@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.checkout.auth import internal_headers
@@ -113,6 +113,8 @@ class OrderCallSender:
 
     async def deliver_due(self, limit: int = 100, concurrency: int = 16) -> int:
         """Attempt every due call (up to `limit`); return how many were attempted."""
+        if not await self._anything_due():
+            return 0
         due = await self._claim_due(limit)
         if not due:
             return 0
@@ -125,6 +127,15 @@ class OrderCallSender:
         results = await asyncio.gather(*(attempt(call) for call in due))
         await self._record(list(zip(due, results, strict=True)))
         return len(due)
+
+    async def _anything_due(self) -> bool:
+        """A read first: the idle worker asks every few hundred ms, and on SQLite a claim
+        would take the single write lock each time."""
+        async with self._db.read() as session:
+            earliest = await session.scalar(
+                select(func.min(OrderCall.next_attempt_at)).where(OrderCall.status == "pending")
+            )
+        return earliest is not None and earliest <= utcnow()
 
     async def _claim_due(self, limit: int) -> list[_Due]:
         """The first pending call of each order, if it is due; leased so no one else sends it."""
