@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import orjson
+from bench.broker import TansuBroker
 from sqlalchemy import select
 
 from payport.checkout.models import OrderCall
@@ -18,7 +19,7 @@ from payport.webhooks.models import ProviderEvent
 from payport.webhooks.signature import signature_header
 from tests.checkout.conftest import checkout_settings, create_session, pay
 from tests.checkout.shop import Shop, user_token
-from tests.harness import Harness
+from tests.harness import Harness, Stack
 
 
 async def _checkout_events(harness: Harness) -> list[dict[str, object]]:
@@ -231,3 +232,21 @@ async def test_a_wrong_service_secret_is_refused_by_the_shop(database_url: str, 
     assert response.status_code == 503
     assert response.json()["error"] == "Order service unavailable; try again shortly"
     assert shop.state.refused_calls == 1
+
+
+async def test_checkout_events_reach_kafka(
+    postgres_url: str, kafka_broker: TansuBroker, shop: Shop
+) -> None:
+    user = shop.add_user("ka@example.com", "pw")
+    order_id = shop.add_order(user, [("prod_tea", 1)])
+    stack = Stack.on_kafka(postgres_url, kafka_broker.bootstrap)
+    async with stack.started(**checkout_settings(shop)) as harness:
+        session_id = (await create_session(harness, user_token(user), order_id)).json()["sessionId"]
+        await pay(harness, session_id, "4242424242424242")
+        await harness.drain()
+        published = [e for e in await harness.all_events() if e["type"].startswith("checkout.")]
+    [event] = published
+    assert event["type"] == "checkout.completed"
+    assert event["payload"]["order_id"] == order_id
+    assert event["source"] == "payment-service"
+    assert shop.order_status(order_id) == "CONFIRMED"

@@ -70,7 +70,7 @@ class OrderServiceClient:
 
 
 def parse_order(body: bytes, order_id: str, default_currency: str) -> Order:
-    """The order document, bare or wrapped as `{"order": {...}}`; `_id` stands for orderId."""
+    """The order document, bare or wrapped as `{"order": {...}}`."""
     try:
         document = json.loads(body, parse_float=Decimal)
     except ValueError:
@@ -89,7 +89,7 @@ def parse_order(body: bytes, order_id: str, default_currency: str) -> Order:
             else Money(sum(i.unit_price.amount_minor * i.quantity for i in items), currency)
         )
         return Order(
-            order_id=str(document.get("orderId") or document.get("_id") or order_id),
+            order_id=order_id,  # what payport asked for, whatever id field the shop uses
             user_id=_text(document.get("userId"), "userId"),
             status=_text(document.get("status"), "status").upper(),
             total=total,

@@ -90,6 +90,8 @@ async def create_session(
     if existing is not None and existing.checkout_status is CheckoutStatus.FAILED:
         raise PaymentAlreadyFailed()
     if existing is not None and existing.session_id and existing.checkout_url:
+        if existing.expires_at is not None and existing.expires_at <= utcnow():
+            raise PaymentAlreadyFailed()  # expired; its webhook is on the way
         return OpenSession(existing.session_id, existing.checkout_url)
     payment = existing or await _record_payment(ctx, order, user)
     if payment.session_id and payment.checkout_url:
