@@ -149,3 +149,25 @@ async def test_failed_on_stripe_expires_the_session_and_cancels(
     assert expire[2] is not None
     assert expire[2].startswith("expire_session:")
     assert session["status"] == "expired"
+
+
+async def test_delayed_payment_settles_on_the_async_event(
+    on_stripe: Harness, shop: Shop, stripe_api: RecordedStripe
+) -> None:
+    """A bank debit: the session completes unpaid (nothing yet), then settles later."""
+    user = shop.add_user("sd@example.com", "pw")
+    order_id = shop.add_order(user, [("prod_tea", 1)])
+    session_id = (await create_session(on_stripe, user_token(user), order_id)).json()["sessionId"]
+    session = stripe_api.recorded.sessions[session_id]
+    unpaid = session | {"status": "complete", "payment_status": "unpaid",
+                        "payment_intent": INTENT_ID}  # fmt: skip
+    await _post_event(on_stripe, recorded_event("checkout.session.completed", unpaid,
+                                                event_id="evt_1QcqUnpaid"))  # fmt: skip
+    await on_stripe.drain()
+    assert shop.order_status(order_id) == "PENDING"
+
+    paid = unpaid | {"payment_status": "paid"}
+    await _post_event(on_stripe, recorded_event("checkout.session.async_payment_succeeded",
+                                                paid, event_id="evt_1QcqSettled"))  # fmt: skip
+    await on_stripe.drain()
+    assert shop.order_status(order_id) == "CONFIRMED"

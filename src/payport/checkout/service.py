@@ -52,7 +52,12 @@ log = logging.getLogger(__name__)
 SESSION_COMPLETED = "checkout.session.completed"
 SESSION_EXPIRED = "checkout.session.expired"
 INTENT_FAILED = "payment_intent.payment_failed"
-CHECKOUT_EVENTS = frozenset({SESSION_COMPLETED, SESSION_EXPIRED, INTENT_FAILED})
+# Delayed payment methods (bank debits) complete the session unpaid, then settle later.
+ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+ASYNC_FAILED = "checkout.session.async_payment_failed"
+CHECKOUT_EVENTS = frozenset(
+    {SESSION_COMPLETED, SESSION_EXPIRED, INTENT_FAILED, ASYNC_SUCCEEDED, ASYNC_FAILED}
+)
 CHECKOUT_SESSION_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
 # Stripe wants `expires_at` at least 30 minutes ahead when the request arrives.
 _MIN_AHEAD = timedelta(minutes=30, seconds=30)
@@ -236,11 +241,13 @@ async def apply_checkout_event(
     payment = await _payment_for_event(session, event_type, obj)
     if payment is None:
         return False
-    if event_type == SESSION_COMPLETED:
+    if event_type in (SESSION_COMPLETED, ASYNC_SUCCEEDED):
         if obj.get("payment_status") in (CS_PAID, CS_NO_PAYMENT_REQUIRED):
             _succeed(session, payment, obj, settings)
     elif event_type == SESSION_EXPIRED:
         _fail(session, payment, "expired", settings, expire_session=False)
+    elif event_type == ASYNC_FAILED:
+        _fail(session, payment, "async_payment_failed", settings, expire_session=False)
     elif event_type == INTENT_FAILED:
         error = obj.get("last_payment_error") or {}
         reason = error.get("decline_code") or error.get("code") or "payment_failed"
