@@ -255,5 +255,10 @@ async def test_revert_after_an_outside_partial_refund_leaves_nothing_in_escrow(
 
     refunds = (await by_payment(harness.runtime, "refund")).get(payment_id, [])
     assert sum(r["amount"] for r in refunds) <= stored.amount_captured_minor
+    # 600 outside, then the rest by the revert: the stored total is the provider's total
+    reverted = await payment(harness, payment_id)
+    assert reverted.amount_refunded_minor == stored.amount_captured_minor == 2500
+    response = await harness.client.get(f"/api/v1/payments/{payment_id}")
+    assert response.json()["amount_refunded"] == 2500
     report = await check(harness.runtime.db, provider=harness.runtime.provider)
     assert report.ok, [str(problem) for problem in report.problems]
