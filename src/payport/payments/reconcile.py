@@ -3,6 +3,8 @@
 A crash, a lost command or a lost webhook can leave a payment INITIATING or
 REQUIRES_ACTION after the provider has settled it, or a release or revert
 half done (captured but not transferred; transfer reversed but not refunded).
+An AUTHORIZED payment with no command open is asked about too: its hold may
+have been canceled or expired at the provider, or captured outside payport.
 Reconcile repeats the provider call with the key of its cause, so the
 provider answers from its record and nothing moves twice, then applies the
 answer through the same transitions the commands use, which answer any
@@ -17,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from payport.db import utcnow
 from payport.errors import PayportError
@@ -35,10 +38,12 @@ S = PaymentStatus
 
 UNSETTLED = (S.INITIATING.value, S.REQUIRES_ACTION.value)
 RESUMABLE_COMMANDS = ("release_payment", "revert_payment")
+OPEN = ("processing", "waiting")  # inbox states of a command not yet answered
 # Counted as healing; "unchanged" and "skipped" are not.
 HEALING_ACTIONS = frozenset(
     {
         "authorized",
+        "captured",
         "failed",
         "reverted",
         "requires_action",
@@ -55,11 +60,12 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 @dataclass(frozen=True, slots=True)
 class _Work:
-    """One thing to look at: an unsettled payment, or a command cut short."""
+    """One thing to look at: an unsettled payment, a held one, or a command cut short."""
 
     payment_id: str
     command_key: str | None = None
     command_type: str | None = None
+    held: bool = False
 
 
 @dataclass(slots=True)
@@ -117,10 +123,25 @@ async def _find_work(ctx: PaymentsContext, older_than: timedelta) -> list[_Work]
             .order_by(InboxEntry.id)
         )
         answerable = await _waiting_on_settled(session, cutoff)
+        held = await session.scalars(
+            select(Payment.id)
+            .where(
+                Payment.status == S.AUTHORIZED.value,
+                Payment.updated_at < cutoff,
+                ~_has_open_command(),
+            )
+            .order_by(Payment.created_at)
+        )
         work = [_Work(payment_id) for payment_id in unsettled]
         work += [_Work(pid or "", key, kind) for pid, key, kind in cut_short]
         work += [_Work(pid, key, "authorize_payment") for pid, key in answerable]
+        work += [_Work(payment_id, held=True) for payment_id in held]
     return work
+
+
+def _has_open_command() -> ColumnElement[bool]:
+    """A command still running on the payment (or waiting for it): that path settles it."""
+    return exists().where(InboxEntry.payment_id == Payment.id, InboxEntry.status.in_(OPEN))
 
 
 async def _waiting_on_settled(session: AsyncSession, cutoff: datetime) -> Sequence[tuple[str, str]]:
@@ -139,6 +160,8 @@ async def _waiting_on_settled(session: AsyncSession, cutoff: datetime) -> Sequen
 
 
 async def _heal(ctx: PaymentsContext, item: _Work) -> str:
+    if item.held:
+        return await _check_hold(ctx, item.payment_id)
     if item.command_type == "release_payment":
         return await _resume_release(ctx, item)
     if item.command_type == "revert_payment":
@@ -204,6 +227,45 @@ async def _ask_provider(
         if isinstance(exc, base.ProviderTransientError):
             raise
         return exc.payment_intent, to_payport_error(exc)
+
+
+# --- AUTHORIZED with no command open: is the hold still there? --------------------------------
+
+
+async def _check_hold(ctx: PaymentsContext, payment_id: str) -> str:
+    """Apply what the provider did to a hold behind payport's back.
+
+    Canceled or expired: FAILED, the hold released in the ledger and
+    `payment.failed` published, as the `payment_intent.canceled` webhook would.
+    Captured outside: the capture is recorded and posted; the payment stays
+    AUTHORIZED (nothing was paid out), and its release then transfers.
+    """
+    async with ctx.db.read() as session:
+        payment = await repository.get(session, payment_id)
+        if payment is None or payment.payment_status is not S.AUTHORIZED:
+            return "skipped"
+        intent_id = payment.payment_intent_id
+    if not intent_id:
+        return "skipped"
+    intent = await with_retries(lambda: ctx.provider.retrieve_payment_intent(intent_id))
+    async with ctx.db.transaction() as session:
+        payment = await repository.get(session, payment_id, for_update=True)
+        if payment is None or payment.payment_status is not S.AUTHORIZED:
+            return "skipped"
+        opened = select(InboxEntry.id).where(
+            InboxEntry.payment_id == payment_id, InboxEntry.status.in_(OPEN)
+        )
+        if await session.scalar(opened.limit(1)) is not None:
+            return "skipped"  # a command started meanwhile and settles it
+        if intent.status == base.PI_SUCCEEDED and not payment.captured:
+            service.record_capture(payment, intent)
+            log.warning("hold captured outside payport payment_id=%s", payment_id)
+            return "captured"
+        await service.apply_intent(session, payment, intent)
+        after = payment.payment_status
+    if after is not S.AUTHORIZED:
+        log.warning("hold ended at the provider payment_id=%s status=%s", payment_id, intent.status)
+    return "unchanged" if after is S.AUTHORIZED else after.value.lower()
 
 
 # --- a release or revert cut short ---------------------------------------------------------
