@@ -12,7 +12,10 @@ fake is taught the parameters instead. Each patch, and why:
    (kept), `automatic_payment_methods` and `return_url` (checked as Stripe does: when
    redirects are allowed, a confirm needs a `return_url`; otherwise ignored, localstripe
    has no redirect methods); cancel's `cancellation_reason` and a refund's `reason`
-   (validated against Stripe's values and kept on the object).
+   (validated against Stripe's values and kept on the object). A refund without an
+   amount refunds the rest of what was captured, and more than that is refused, as on
+   Stripe (localstripe refunds the whole charge again, and turns the uncaptured rest of a
+   partial capture into a Refund of its own; here the charge records `amount_captured`).
 4. PaymentIntent fields Stripe has and localstripe lacks: `amount_capturable`,
    `amount_received`, `cancellation_reason`.
 5. Capture or cancel in a wrong state answers like Stripe: 400
@@ -38,6 +41,7 @@ fake is taught the parameters instead. Each patch, and why:
    at once and `GET /_config/compat/webhooks` answers how many are still in flight, so a
    test can wait for them. Stripe's `payment_intent.amount_capturable_updated` (a
    manual-capture confirm or 3-D Secure approval leaving the intent `requires_capture`),
+   `payment_intent.requires_action` (a confirm that needs 3-D Secure),
    `payment_intent.payment_failed` after failed 3-D Secure, `payment_intent.canceled` and
    `charge.refunded` are sent too, and events carry
    `request.idempotency_key`, as Stripe's do.
@@ -50,7 +54,7 @@ fake is taught the parameters instead. Each patch, and why:
    one query shape (localstripe has no search at all).
 
 Left as localstripe has them: 3-D Secure as `use_stripe_sdk` (Stripe answers `redirect_to_url`
-when confirmed with a `return_url`), over-refund checks, disputes and most other event types.
+when confirmed with a `return_url`), disputes and most other event types.
 tests/stripe_provider/test_stripe_errors.py and the sandbox provider's tests cover them.
 """
 
@@ -145,7 +149,7 @@ def _intent_create(
             "automatic_payment_methods[allow_redirects]=never.",
         )
     intent: PaymentIntent = _original_intent_create(cls, **data)
-    _capturable_now(intent)
+    _announce_confirm(intent)
     return intent
 
 
@@ -208,15 +212,72 @@ def _cancel(id: str, cancellation_reason: str | None = None, **kwargs: Any) -> P
 _original_refund_init = Refund.__init__
 
 
-def _refund_init(self: Refund, reason: str | None = None, **kwargs: Any) -> None:
+def _refund_init(
+    self: Refund, reason: str | None = None, amount: Any = None, **kwargs: Any
+) -> None:
     if reason not in (None, *REFUND_REASONS):
         raise _invalid("reason", f"Invalid reason: {reason}")
-    _original_refund_init(self, **kwargs)
+    charge = _charge_to_refund(kwargs.get("charge"), kwargs.get("payment_intent"))
+    if charge is not None and charge.captured:
+        amount = _refundable(charge, amount)
+    _original_refund_init(self, amount=amount, **kwargs)
     self.reason = reason
     _schedule_webhook(Event("charge.refunded", Charge._api_retrieve(self.charge)))
 
 
+def _charge_to_refund(charge_id: str | None, intent_id: str | None) -> Charge | None:
+    if isinstance(charge_id, str):
+        return Charge._api_retrieve(charge_id)
+    if isinstance(intent_id, str):
+        latest: Charge | None = PaymentIntent._api_retrieve(intent_id).latest_charge
+        return latest
+    return None
+
+
+def _refundable(charge: Charge, amount: Any) -> Any:
+    """Stripe refunds the rest of the captured amount by default, and never more than it."""
+    left = charge.amount_captured - charge.amount_refunded
+    if left <= 0:
+        raise _invalid(
+            "charge", f"Charge {charge.id} has already been refunded.", "charge_already_refunded"
+        )
+    if amount is None:
+        return left
+    wanted = try_convert_to_int(amount)
+    if type(wanted) is int and wanted > left:
+        raise _invalid(
+            "amount",
+            f"Refund amount ({wanted}) is greater than unrefunded amount on charge ({left})",
+            "amount_too_large",
+        )
+    return wanted
+
+
+def _charge_capture(self: Charge, amount: Any, on_success: Any = None) -> None:
+    """Capture all or part; Stripe records the captured amount, localstripe refunds the rest
+    with a Refund object of its own, which Stripe does not create."""
+    amount = self.amount if amount is None else try_convert_to_int(amount)
+    if not (type(amount) is int and 0 <= amount <= self.amount) or (
+        self.captured or self.status != "succeeded"
+    ):
+        raise UserError(400, "Bad request")
+
+    def captured() -> None:
+        self.captured = True
+        self._compat_amount_captured = amount
+        if on_success:
+            on_success()
+
+    self._trigger_payment(on_success=captured)
+
+
+def _amount_captured(self: Charge) -> int:
+    return int(getattr(self, "_compat_amount_captured", self.amount)) if self.captured else 0
+
+
 Refund.__init__ = _refund_init
+Charge._capture = _charge_capture
+Charge.amount_captured = property(_amount_captured)
 
 
 def _replace_extra_api(path: str, func: Any) -> None:
@@ -476,16 +537,19 @@ async def _deliver(url: str, secret: str, body: bytes, event_type: str) -> None:
 resources.schedule_webhook = _schedule_webhook
 
 
-def _capturable_now(intent: PaymentIntent) -> None:
+def _announce_confirm(intent: PaymentIntent) -> None:
+    """What Stripe says after a confirm or an approval that did not fail."""
     if intent.status == "requires_capture":
         _schedule_webhook(Event("payment_intent.amount_capturable_updated", intent))
+    elif intent.status == "requires_action":
+        _schedule_webhook(Event("payment_intent.requires_action", intent))
 
 
 def _authenticate(**kwargs: Any) -> PaymentIntent:
     intent: PaymentIntent = PaymentIntent._api_authenticate(**kwargs)
     if intent.status == "requires_payment_method":  # failed authentication
         _schedule_webhook(Event("payment_intent.payment_failed", intent))
-    _capturable_now(intent)
+    _announce_confirm(intent)
     return intent
 
 

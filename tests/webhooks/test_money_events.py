@@ -10,17 +10,10 @@ from sqlalchemy import func, select
 
 from payport.ledger.check import check
 from payport.ledger.models import LedgerEntry, LedgerPosting
-from payport.providers.sandbox import SandboxProvider
 from tests.harness import Harness
 from tests.provider_truth import by_payment
 from tests.webhooks import recorded
 from tests.webhooks.helpers import of_type, payment, post_event, released, stored_bodies
-
-
-def sandbox(harness: Harness) -> SandboxProvider:
-    provider = harness.runtime.provider
-    assert isinstance(provider, SandboxProvider)
-    return provider
 
 
 async def outside_causes(harness: Harness, payment_id: str) -> list[str]:
@@ -55,7 +48,7 @@ async def outside_total(harness: Harness, payment_id: str) -> int:
 async def test_refund_made_outside_payport_is_recorded_once(harness: Harness) -> None:
     payment_id = await released(harness, "order-refund-outside")
     intent_id = (await payment(harness, payment_id)).payment_intent_id or ""
-    provider = sandbox(harness)
+    provider = harness.runtime.provider
 
     for key, amount in (("dashboard:refund-1", 1000), ("dashboard:refund-2", 500)):
         await provider.create_refund(
@@ -175,7 +168,7 @@ async def test_transfer_reversed_outside_payport_is_recorded_from_the_provider_o
 ) -> None:
     payment_id = await released(harness, "order-reversed-outside")
     transfer_id = (await payment(harness, payment_id)).transfer_id or ""
-    await sandbox(harness).create_transfer_reversal(
+    await harness.runtime.provider.create_transfer_reversal(
         transfer_id, amount_minor=700, idempotency_key="dashboard:reversal-1"
     )
     await harness.drain()
@@ -212,7 +205,7 @@ async def test_revert_after_an_outside_partial_reversal_posts_only_the_rest(
 ) -> None:
     payment_id = await released(harness, "order-reversed-then-reverted")
     stored = await payment(harness, payment_id)
-    await sandbox(harness).create_transfer_reversal(
+    await harness.runtime.provider.create_transfer_reversal(
         stored.transfer_id or "", amount_minor=700, idempotency_key="dashboard:reversal-2"
     )
     await harness.drain()  # the outside reversal is seen and posted first
@@ -242,7 +235,7 @@ async def test_revert_after_an_outside_partial_refund_leaves_nothing_in_escrow(
 ) -> None:
     payment_id = await released(harness, "order-refunded-then-reverted")
     stored = await payment(harness, payment_id)
-    await sandbox(harness).create_refund(
+    await harness.runtime.provider.create_refund(
         payment_intent=stored.payment_intent_id or "",
         amount_minor=600,
         reason="requested_by_customer",
