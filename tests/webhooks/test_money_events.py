@@ -255,3 +255,30 @@ async def test_revert_after_an_outside_partial_refund_leaves_nothing_in_escrow(
     assert response.json()["amount_refunded"] == 2500
     report = await check(harness.runtime.db, provider=harness.runtime.provider)
     assert report.ok, [str(problem) for problem in report.problems]
+
+
+async def test_ledger_check_compares_refunds_with_the_provider(harness: Harness) -> None:
+    """A refund payport has not heard of yet is a difference `ledger check --provider` names;
+    once its webhook is applied (and the payment reverted) the two agree, on the sandbox and
+    on Stripe alike."""
+    payment_id = await released(harness, "order-refund-unseen")
+    stored = await payment(harness, payment_id)
+    provider = harness.runtime.provider
+    await provider.create_refund(
+        payment_intent=stored.payment_intent_id or "",
+        amount_minor=600,
+        reason="requested_by_customer",
+        idempotency_key="dashboard:refund-unseen",
+    )
+
+    unseen = await check(harness.runtime.db, provider=provider)
+    assert [(p.payment_id, str(p)) for p in unseen.problems] == [
+        (payment_id, f"payment {payment_id}: refunded: the ledger has 0, the provider 600")
+    ]
+
+    await harness.drain()  # the charge.refunded webhook is applied, then payport reverts
+    cid = await harness.command("revert_payment", {"payment_id": payment_id})
+    await harness.drain()
+    assert (await harness.outcome(cid))["type"] == "payment.reverted"
+    report = await check(harness.runtime.db, provider=provider)
+    assert report.ok, [str(problem) for problem in report.problems]

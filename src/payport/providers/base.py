@@ -74,6 +74,20 @@ class RefundView:
 
 
 @dataclass(frozen=True, slots=True)
+class ChargeView:
+    """What a charge says about money taken and given back; `refunded` counts only
+    refunds of captured money when `captured` (an uncaptured hold shows as refunded)."""
+
+    id: str
+    amount_minor: int
+    currency: str
+    captured: bool
+    amount_captured: int
+    amount_refunded: int
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class TransferView:
     id: str
     amount_minor: int
@@ -183,6 +197,10 @@ class PaymentProvider(Protocol):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundView: ...
+
+    async def retrieve_charge(self, charge_id: str) -> ChargeView:
+        """The charge behind an intent: what was captured and refunded in total."""
+        ...
 
     async def create_transfer(
         self,

@@ -22,6 +22,7 @@ from payport.db import Database, utcnow
 from payport.money import MAX_AMOUNT_MINOR, Money, normalize_currency
 from payport.providers.base import (
     AuthorizeRequest,
+    ChargeView,
     IntentView,
     ProviderError,
     ProviderIdempotencyError,
@@ -41,7 +42,13 @@ from payport.providers.sandbox.objects import (
     resource_missing,
 )
 from payport.providers.sandbox.store import KeyInUseError, RequestContext, SandboxStore
-from payport.providers.views import intent_view, refund_view, reversal_view, transfer_view
+from payport.providers.views import (
+    charge_view,
+    intent_view,
+    refund_view,
+    reversal_view,
+    transfer_view,
+)
 
 Operation = Callable[[RequestContext], Awaitable[JSON]]
 
@@ -207,6 +214,14 @@ class SandboxProvider:
             ),
         )
         return transfer_view(body)
+
+    async def retrieve_charge(self, charge_id: str) -> ChargeView:
+        await self._simulate_network()
+        async with self._db.read() as session:
+            charge = await SandboxStore(session).get(charge_id, "charge")
+        if charge is None:
+            raise resource_missing("charge", charge_id)
+        return charge_view(charge)
 
     async def retrieve_transfer(self, transfer_id: str) -> TransferView:
         await self._simulate_network()

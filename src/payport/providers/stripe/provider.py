@@ -28,6 +28,7 @@ from payport.providers.base import (
     REFUND_REASONS,
     STRIPE_API_VERSION,
     AuthorizeRequest,
+    ChargeView,
     IntentView,
     ProviderInvalidRequest,
     RefundView,
@@ -36,7 +37,13 @@ from payport.providers.base import (
 )
 from payport.providers.stripe.convert import plain
 from payport.providers.stripe.errors import provider_error
-from payport.providers.views import intent_view, refund_view, reversal_view, transfer_view
+from payport.providers.views import (
+    charge_view,
+    intent_view,
+    refund_view,
+    reversal_view,
+    transfer_view,
+)
 
 T = TypeVar("T", bound=stripe.StripeObject)
 
@@ -141,6 +148,12 @@ class StripeProvider:
             ),
         )
         return refund_view(plain(refund))
+
+    async def retrieve_charge(self, charge_id: str) -> ChargeView:
+        charge = await self._call(
+            "retrieve_charge", self._client.v1.charges.retrieve_async(charge_id)
+        )
+        return charge_view(plain(charge))
 
     async def create_transfer(
         self,
