@@ -571,7 +571,7 @@ def _customer_with_id(customer_id: str) -> Customer:
 
 # --- 12. search, for one query shape -----------------------------------------------------
 
-_METADATA_QUERY = re.compile(r"^metadata\['([^']+)'\]:'([^']*)'$")
+_METADATA_QUERY = re.compile(r"^metadata\['([^']+)'\]:'((?:[^'\\]|\\.)*)'$")
 
 
 class SearchResult:
@@ -595,7 +595,8 @@ def _search_intents(query: str = "", limit: Any = None, **kwargs: Any) -> Search
     match = _METADATA_QUERY.match(query.strip())
     if match is None or kwargs:
         raise _invalid("query", "this fake searches only metadata['KEY']:'VALUE'")
-    key, value = match.groups()
+    key, quoted = match.groups()
+    value = re.sub(r"\\(.)", r"\1", quoted)  # Stripe's escapes: \' and \\
     found = [
         obj for obj in store.values()
         if isinstance(obj, PaymentIntent) and (obj.metadata or {}).get(key) == value

@@ -195,7 +195,7 @@ async def _settle_with_provider(ctx: PaymentsContext, payment_id: str) -> str:
     return "unchanged" if after is before else after.value.lower()
 
 
-async def _authorize_call(session: AsyncSession, payment: Payment) -> base.AuthorizeRequest | None:
+async def _authorize_call(session: AsyncSession, payment: Payment) -> authorize._Started | None:
     """The very request authorize sends (same key, same parameters), for an intent never seen:
     a crash before its answer was recorded leaves no intent id to look up. Only while an
     authorize command still waits for it."""
@@ -203,21 +203,23 @@ async def _authorize_call(session: AsyncSession, payment: Payment) -> base.Autho
     if not entries:
         return None
     # authorize's own builder, so the repeated call matches the first one exactly.
-    return authorize.call_for(payment, entries[0]).call
+    return authorize.call_for(payment, entries[0])
 
 
 async def _ask_provider(
     ctx: PaymentsContext,
     payment_id: str,
     intent_id: str | None,
-    call: base.AuthorizeRequest | None,
+    started: authorize._Started | None,
 ) -> tuple[base.IntentView | None, PayportError | None]:
     try:
         if intent_id:
             return await with_retries(lambda: ctx.provider.retrieve_payment_intent(intent_id)), None
-        if call is None:
+        if started is None or started.call is None:
             return None, None
-        intent = await with_retries(
+        call = started.call
+        # past Stripe's idempotency window the key alone would make a second intent
+        intent = await authorize.intent_made_before(ctx, started) or await with_retries(
             lambda: ctx.provider.create_payment_intent(
                 call, idempotency_key=f"authorize:{payment_id}"
             )

@@ -180,6 +180,11 @@ class PaymentProvider(Protocol):
 
     async def retrieve_payment_intent(self, intent_id: str) -> IntentView: ...
 
+    async def find_payment_intent_for_payment(self, payment_id: str) -> IntentView | None:
+        """The newest intent whose metadata names `payment_id`, if any: how a retry finds
+        what its first attempt made once the provider has forgotten the idempotency key."""
+        ...
+
     async def capture_payment_intent(
         self, intent_id: str, *, amount_minor: int | None, idempotency_key: str
     ) -> IntentView: ...

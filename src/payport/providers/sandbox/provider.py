@@ -271,6 +271,14 @@ class SandboxProvider:
         )
         return intent_view(body)
 
+    async def find_payment_intent_for_payment(self, payment_id: str) -> IntentView | None:
+        """A scan of the sandbox's intents (no index by metadata): only retries made after
+        Stripe's idempotency window ask, and the sandbox itself never forgets a key."""
+        await self._simulate_network()
+        async with self._db.read() as session:
+            found = await SandboxStore(session).intents_with_metadata("payment_id", payment_id)
+        return intent_view(found[-1]) if found else None
+
     async def find_payment_intent(self, intent_id: str) -> IntentView | None:
         """Read an intent for the sandbox's own pages: no injected latency or failures."""
         async with self._db.read() as session:

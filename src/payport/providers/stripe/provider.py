@@ -96,6 +96,16 @@ class StripeProvider:
         )
         return intent_view(plain(intent))
 
+    async def find_payment_intent_for_payment(self, payment_id: str) -> IntentView | None:
+        """Stripe's search; its index trails writes by up to about a minute, which is fine for
+        the one caller, a retry made after the 24 h idempotency window."""
+        query = f"metadata['payment_id']:'{_search_literal(payment_id)}'"
+        found = await self._call(
+            "find_payment_intent_for_payment",
+            self._client.v1.payment_intents.search_async({"query": query, "limit": 1}),
+        )
+        return intent_view(plain(found.data[0])) if found.data else None
+
     async def capture_payment_intent(
         self, intent_id: str, *, amount_minor: int | None, idempotency_key: str
     ) -> IntentView:
@@ -244,6 +254,11 @@ def payment_intent_params(request: AuthorizeRequest) -> PaymentIntentCreateParam
     if request.off_session:
         params["off_session"] = True
     return params
+
+
+def _search_literal(value: str) -> str:
+    """A value inside a single-quoted Stripe search string."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _check_choice(value: str, allowed: frozenset[str], param: str) -> None:
