@@ -129,7 +129,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def stack(request: pytest.FixtureRequest) -> Stack:
     """A database, a transport and a provider; Kafka stacks get topics and a group of their
     own, Stripe stacks an emptied localstripe."""
-    database, transport, *provider = request.param.split("-")
+    return stack_named(request, request.param)
+
+
+def stack_named(request: pytest.FixtureRequest, name: str) -> Stack:
+    """The stack one of STACKS names, with the session fixtures it needs."""
+    database, transport, *provider = name.split("-")
     url: str = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
     if provider == ["stripe"]:
         return Stack.on_stripe(url, request.getfixturevalue("localstripe"))
