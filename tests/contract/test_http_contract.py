@@ -1,9 +1,11 @@
-"""CONTRACT.md replayed over HTTP and the local transport, on SQLite and PostgreSQL.
+"""CONTRACT.md replayed on every stack: SQLite and PostgreSQL, local transport and Kafka,
+the sandbox provider and Stripe (localstripe, its webhooks calling payport).
 
 Commands go in through `POST /api/v1/commands` (the CONTRACT envelope, byte for byte)
-and events come out of `GET /api/v1/events`; the CampusG routes are called as the
-seeds' orchestrators call them. Kafka's topics and dead-letter queue are not reachable
-from here; everything else in CONTRACT.md is.
+and events come out of `GET /api/v1/events` (or the event topic); the CampusG routes are
+called as the seeds' orchestrators call them. What the provider holds is read back from
+the provider itself (tests/provider_truth.py). Kafka's dead-letter queue is covered in
+tests/kafka; everything else in CONTRACT.md is here.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The crashes are injected exactly as in tests/integration/test_crash_recovery.py
 (named fault injection, the one place this suite replaces real code): the
 command runs once, dies at the named point, and is never run again, as if
-its message were lost with the process. Webhooks the sandbox queued are not
-delivered until after reconcile, as if they were late.
+its message were lost with the process. Webhooks are not applied until after
+reconcile, as if they were late: the sandbox delivers its queue in the drain,
+and localstripe's deliveries, stored at once, are processed only then.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """PaymentIntent events settle a payment from the provider's current view, once.
 
-The sandbox emits these events signed like Stripe; payport stores them, then
+The sandbox and localstripe emit these events signed like Stripe; payport stores them, then
 fetches the intent again and applies its state, so duplicates, replays and
 late copies change nothing twice.
 """
