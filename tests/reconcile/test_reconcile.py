@@ -21,7 +21,7 @@ from payport.ledger.check import check
 from payport.ledger.models import LedgerEntry
 from payport.messaging.envelope import Envelope
 from payport.payments import authorize, release, revert, service
-from payport.payments.reconcile import reconcile
+from payport.payments.reconcile import HeldBatch, reconcile
 from tests.harness import Harness, nested_authorize
 from tests.integration.test_crash_recovery import SimulatedCrash, crash_once
 from tests.provider_truth import by_payment
@@ -217,3 +217,22 @@ async def entry_kinds(harness: Harness, payment_id: str) -> list[str]:
             .order_by(LedgerEntry.id)
         )
         return list(kinds)
+
+
+async def test_worker_reconcile_walks_the_holds_a_batch_per_run(harness: Harness) -> None:
+    """Each hold costs a provider call, so the worker asks about a batch per run and
+    resumes after it, then starts over; every hold is asked about in turn."""
+    held = sorted([(await harness.authorize(f"order-batch-{n}"))["payload"]["payment_id"]
+                   for n in range(3)])  # fmt: skip
+
+    first = await reconcile(harness.runtime.ctx, older_than=NOW, held=HeldBatch(2))
+    second = await reconcile(
+        harness.runtime.ctx, older_than=NOW, held=HeldBatch(2, after=first.held_next)
+    )
+    third = await reconcile(
+        harness.runtime.ctx, older_than=NOW, held=HeldBatch(2, after=second.held_next)
+    )
+
+    assert (first.as_dict(), first.held_next) == ({"unchanged": 2}, held[1])
+    assert (second.as_dict(), second.held_next) == ({"unchanged": 1}, "")  # the rest, then over
+    assert (third.as_dict(), third.held_next) == ({"unchanged": 2}, held[1])

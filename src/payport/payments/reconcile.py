@@ -68,11 +68,24 @@ class _Work:
     held: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class HeldBatch:
+    """Which AUTHORIZED payments one run asks about: up to `size` after payment id `after`.
+
+    Holds can be many and each costs a provider call; the worker walks them a batch per
+    run, resuming at `Summary.held_next`. The CLI asks about all of them (no batch).
+    """
+
+    size: int
+    after: str = ""
+
+
 @dataclass(slots=True)
 class Summary:
-    """What reconcile did, counted per action."""
+    """What reconcile did, counted per action; where the next held batch starts."""
 
     counts: Counter[str]
+    held_next: str = ""
 
     @property
     def healed(self) -> int:
@@ -83,10 +96,14 @@ class Summary:
 
 
 async def reconcile(
-    ctx: PaymentsContext, *, older_than: timedelta, on_progress: Progress | None = None
+    ctx: PaymentsContext,
+    *,
+    older_than: timedelta,
+    on_progress: Progress | None = None,
+    held: HeldBatch | None = None,
 ) -> Summary:
     """Heal everything untouched for `older_than` (younger work may still be in flight)."""
-    work = await _find_work(ctx, older_than)
+    work = await _find_work(ctx, older_than, held)
     counts: Counter[str] = Counter()
     for done, item in enumerate(work, start=1):
         try:
@@ -96,7 +113,7 @@ async def reconcile(
             counts["errors"] += 1
         if on_progress is not None:
             on_progress(done, len(work))
-    summary = Summary(counts)
+    summary = Summary(counts, held_next=_held_next(work, held))
     if summary.healed or counts["errors"]:
         log.info(
             "reconcile finished %s", " ".join(f"{k}={v}" for k, v in summary.as_dict().items())
@@ -104,7 +121,17 @@ async def reconcile(
     return summary
 
 
-async def _find_work(ctx: PaymentsContext, older_than: timedelta) -> list[_Work]:
+def _held_next(work: Sequence[_Work], held: HeldBatch | None) -> str:
+    """Where the next batch starts: after this one's last, or over from the start."""
+    asked = [item.payment_id for item in work if item.held]
+    if held is None or len(asked) < held.size:
+        return ""
+    return asked[-1]
+
+
+async def _find_work(
+    ctx: PaymentsContext, older_than: timedelta, held_batch: HeldBatch | None
+) -> list[_Work]:
     cutoff = utcnow() - older_than
     async with ctx.db.read() as session:
         unsettled = await session.scalars(
@@ -123,15 +150,18 @@ async def _find_work(ctx: PaymentsContext, older_than: timedelta) -> list[_Work]
             .order_by(InboxEntry.id)
         )
         answerable = await _waiting_on_settled(session, cutoff)
-        held = await session.scalars(
+        held_query = (
             select(Payment.id)
             .where(
                 Payment.status == S.AUTHORIZED.value,
                 Payment.updated_at < cutoff,
                 ~_has_open_command(),
             )
-            .order_by(Payment.created_at)
+            .order_by(Payment.id)
         )
+        if held_batch is not None:
+            held_query = held_query.where(Payment.id > held_batch.after).limit(held_batch.size)
+        held = await session.scalars(held_query)
         work = [_Work(payment_id) for payment_id in unsettled]
         work += [_Work(pid or "", key, kind) for pid, key, kind in cut_short]
         work += [_Work(pid, key, "authorize_payment") for pid, key in answerable]
