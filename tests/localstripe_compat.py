@@ -28,7 +28,6 @@ fake is taught the parameters instead. Each patch, and why:
    answered once; the same key with the same parameters replays the first answer
    (`Idempotent-Replayed: true`), with other parameters it is a 400 `idempotency_error`,
    and while the first is still running a 409.
-
 8. Stripe's test PaymentMethods that localstripe lacks (`pm_card_mastercard`,
    `pm_card_chargeDeclined…`, `pm_card_authenticationRequired`, `pm_card_threeDSecure2Required`),
    and declines as Stripe reports them: a charge of one of Stripe's decline cards fails with its
@@ -43,8 +42,8 @@ fake is taught the parameters instead. Each patch, and why:
    manual-capture confirm or 3-D Secure approval leaving the intent `requires_capture`),
    `payment_intent.requires_action` (a confirm that needs 3-D Secure),
    `payment_intent.payment_failed` after failed 3-D Secure, `payment_intent.canceled` and
-   `charge.refunded` are sent too, and events carry
-   `request.idempotency_key`, as Stripe's do.
+   `charge.refunded` are sent too, and events carry `request.idempotency_key`, as Stripe's
+   do.
 10. Accounts: `POST /_config/compat/customers` with `id=cus_…` makes a customer under that id.
    Customers are owned by upstream user services (CONTRACT.md), so tests name fixed ones;
    on Stripe they already exist, here the fixture makes them.
@@ -54,8 +53,10 @@ fake is taught the parameters instead. Each patch, and why:
    one query shape (localstripe has no search at all).
 
 Left as localstripe has them: 3-D Secure as `use_stripe_sdk` (Stripe answers `redirect_to_url`
-when confirmed with a `return_url`), disputes and most other event types.
-tests/stripe_provider/test_stripe_errors.py and the sandbox provider's tests cover them.
+when confirmed with a `return_url`; tests answer it through localstripe's `_authenticate`),
+disputes and most other event types. tests/stripe_provider/test_stripe_errors.py, recorded
+Stripe payloads (tests/webhooks/recorded.py) and the sandbox provider's tests cover them;
+the README's testing section lists each gap.
 """
 
 from __future__ import annotations
