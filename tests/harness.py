@@ -83,10 +83,6 @@ class Stack:
     def is_kafka(self) -> bool:
         return self.settings.get("PAYPORT_TRANSPORT") == "kafka"
 
-    @property
-    def is_stripe(self) -> bool:
-        return self.localstripe is not None
-
     def started(self, **extra: Any) -> AbstractAsyncContextManager[Harness]:
         return Harness.started(
             self.database_url, localstripe=self.localstripe, **(self.settings | extra)
@@ -97,11 +93,11 @@ class StripeWebhooks:
     """localstripe's webhooks, delivered to payport served on a real 127.0.0.1 port.
 
     localstripe posts each event as Stripe does (signed with the secret payport is
-    configured with); `settle` waits until none is in flight and payport applied them all.
+    configured with); `idle` waits until none is in flight, and `Harness.drain` until
+    payport applied them all.
     """
 
     def __init__(self, localstripe: LocalStripe, app: Any) -> None:
-        self._localstripe = localstripe
         self._http = httpx.AsyncClient(base_url=localstripe.url, timeout=10.0)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/stripe-webhook"
