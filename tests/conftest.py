@@ -2,10 +2,14 @@
 
 Every behaviour test that takes `harness` runs once per stack: SQLite with the
 local transport, PostgreSQL with the local transport, and PostgreSQL with
-Kafka (a real Tansu broker). PostgreSQL comes from TEST_DATABASE_URL (default
-the CI machine's); each session gets a fresh database of its own. Under
-CI=true a PostgreSQL or broker that cannot be had fails the run; elsewhere
-those tests are reported as skipped, never passed.
+Kafka (a real Tansu broker), all on the sandbox provider; then SQLite and
+PostgreSQL with PAYPORT_PROVIDER=stripe against localstripe, whose webhooks
+call payport on a real port. A test that only the sandbox can run (its 3-D
+Secure page, its own tables) says so with `@sandbox_only("why")`.
+PostgreSQL comes from TEST_DATABASE_URL (default the CI machine's); each
+session gets a fresh database of its own. Under CI=true a PostgreSQL, broker
+or localstripe that cannot be had fails the run; elsewhere those tests are
+reported as skipped, never passed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from bench.broker import TansuBroker
 
 from payport.migrate import upgrade
 from tests.harness import Harness, Stack
+from tests.localstripe_server import LocalStripe, start_or_skip
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -93,14 +98,46 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBrok
     broker.stop()
 
 
-STACKS = ["sqlite-local", "postgresql-local", "postgresql-kafka"]
+@pytest.fixture(scope="session")
+def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStripe]:
+    """One localstripe (behind tests/localstripe_compat.py) for the session."""
+    server = start_or_skip(tmp_path_factory.mktemp("localstripe"))
+    yield server
+    server.stop()
+
+
+SANDBOX_STACKS = ["sqlite-local", "postgresql-local", "postgresql-kafka"]
+STRIPE_STACKS = ["sqlite-local-stripe", "postgresql-local-stripe"]
+STACKS = SANDBOX_STACKS + STRIPE_STACKS
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the Stripe stacks of a test marked `sandbox_only`; pytest reports them as
+    deselected (never as passed), the reason is in the mark and the README lists each."""
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_stripe = callspec is not None and callspec.params.get("stack") in STRIPE_STACKS
+        (left_out if on_stripe and item.get_closest_marker("sandbox_only") else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture(params=STACKS)
 def stack(request: pytest.FixtureRequest) -> Stack:
-    """A database and a transport; Kafka stacks get topics and a group of their own."""
-    database, transport = request.param.split("-")
+    """A database, a transport and a provider; Kafka stacks get topics and a group of their
+    own, Stripe stacks an emptied localstripe."""
+    return stack_named(request, request.param)
+
+
+def stack_named(request: pytest.FixtureRequest, name: str) -> Stack:
+    """The stack one of STACKS names, with the session fixtures it needs."""
+    database, transport, *provider = name.split("-")
     url: str = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
+    if provider == ["stripe"]:
+        return Stack.on_stripe(url, request.getfixturevalue("localstripe"))
     if transport == "local":
         return Stack(url)
     broker: TansuBroker = request.getfixturevalue("kafka_broker")

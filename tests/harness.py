@@ -11,7 +11,10 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
+import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from bench.server import free_port
 from sqlalchemy import delete, func, select
 
 import payport.models
@@ -20,8 +23,19 @@ from payport.config import load_settings
 from payport.messaging.kafka import KafkaCommandBus
 from payport.messaging.models import LocalCommand, OutboxEvent
 from payport.runtime import Runtime
+from tests.localstripe_server import LocalStripe
 
 BASE = "http://payport.test"
+STRIPE_SECRET_KEY = "sk_test_payportLocalstripe7f3c9a1e"
+STRIPE_WEBHOOK_SECRET = "whsec_payportLocalstripe4b8e2d60"
+# Customers the tests name; upstream user services own them, so on Stripe they exist already.
+STRIPE_CUSTOMERS = ("cus_alice", "cus_seed002", "cus_1", "cus_123", "cus_x", "cus_y")
+
+
+def sandbox_only(reason: str) -> pytest.MarkDecorator:
+    """Run a harness test on the sandbox stacks only (tests/conftest.py leaves out the Stripe
+    ones); `reason` says what Stripe-on-localstripe cannot do there."""
+    return pytest.mark.sandbox_only(reason)
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,7 @@ class Stack:
 
     database_url: str
     settings: dict[str, Any] = field(default_factory=dict)
+    localstripe: LocalStripe | None = None
 
     @classmethod
     def on_kafka(cls, database_url: str, bootstrap: str, *, partitions: int = 1) -> Stack:
@@ -52,12 +67,88 @@ class Stack:
             },
         )
 
+    @classmethod
+    def on_stripe(cls, database_url: str, localstripe: LocalStripe) -> Stack:
+        """PAYPORT_PROVIDER=stripe against the session's localstripe, emptied for this test."""
+        localstripe.wipe()
+        settings = {
+            "PAYPORT_PROVIDER": "stripe",
+            "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
+            "STRIPE_API_BASE": localstripe.url,
+            "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+        }
+        return cls(database_url, settings, localstripe)
+
     @property
     def is_kafka(self) -> bool:
         return self.settings.get("PAYPORT_TRANSPORT") == "kafka"
 
     def started(self, **extra: Any) -> AbstractAsyncContextManager[Harness]:
-        return Harness.started(self.database_url, **(self.settings | extra))
+        return Harness.started(
+            self.database_url, localstripe=self.localstripe, **(self.settings | extra)
+        )
+
+
+class StripeWebhooks:
+    """localstripe's webhooks, delivered to payport served on a real 127.0.0.1 port.
+
+    localstripe posts each event as Stripe does (signed with the secret payport is
+    configured with); `idle` waits until none is in flight, and `Harness.drain` until
+    payport applied them all.
+    """
+
+    def __init__(self, localstripe: LocalStripe, app: Any) -> None:
+        self._http = httpx.AsyncClient(base_url=localstripe.url, timeout=10.0)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/stripe-webhook"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._serving: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._serving = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            assert not self._serving.done(), "payport's webhook server did not start"
+            await asyncio.sleep(0.01)
+        registration = {"url": self.url, "secret": STRIPE_WEBHOOK_SECRET}
+        response = await self._http.post("/_config/webhooks/payport", data=registration)
+        response.raise_for_status()
+        for customer in STRIPE_CUSTOMERS:
+            created = await self._http.post("/_config/compat/customers", data={"id": customer})
+            created.raise_for_status()
+
+    async def deliveries(self) -> tuple[int, int]:
+        """(in flight, started so far)."""
+        body = (await self._http.get("/_config/compat/webhooks")).json()
+        return int(body["pending"]), int(body["sent"])
+
+    async def idle(self, timeout_s: float = 15.0) -> int:
+        """Wait until no delivery is in flight; returns how many were started."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            pending, sent = await self.deliveries()
+            if pending == 0:
+                return sent
+            assert loop.time() < deadline, f"{pending} localstripe webhooks still in flight"
+            await asyncio.sleep(0.01)
+
+    async def authenticate(self, intent_id: str, *, approve: bool) -> httpx.Response:
+        """The customer answers 3-D Secure, through localstripe's stand-in for Stripe.js."""
+        auth = {"Authorization": f"Bearer {STRIPE_SECRET_KEY}"}
+        intent = (await self._http.get(f"/v1/payment_intents/{intent_id}", headers=auth)).json()
+        answer = {"client_secret": intent["client_secret"], "success": str(approve).lower()}
+        return await self._http.post(
+            f"/v1/payment_intents/{intent_id}/_authenticate", data=answer, headers=auth
+        )
+
+    async def aclose(self) -> None:
+        self._server.should_exit = True
+        if self._serving is not None:
+            await self._serving
+        await self._http.aclose()
 
 
 class KafkaEvents:
@@ -107,9 +198,15 @@ class KafkaEvents:
 
 
 class Harness:
-    def __init__(self, runtime: Runtime, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        client: httpx.AsyncClient,
+        stripe_webhooks: StripeWebhooks | None = None,
+    ) -> None:
         self.runtime = runtime
         self.client = client
+        self.stripe_webhooks = stripe_webhooks
         self._cursor = 0
         settings = runtime.settings
         self.kafka_events = (
@@ -120,7 +217,9 @@ class Harness:
 
     @classmethod
     @asynccontextmanager
-    async def started(cls, database_url: str, **settings: Any) -> AsyncIterator[Harness]:
+    async def started(
+        cls, database_url: str, *, localstripe: LocalStripe | None = None, **settings: Any
+    ) -> AsyncIterator[Harness]:
         config = load_settings(
             DATABASE_URL=database_url,
             PAYPORT_PUBLIC_URL=BASE,
@@ -132,10 +231,15 @@ class Harness:
         app = create_app(config, runtime=runtime)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
         runtime.use_webhook_client(client)
-        harness = cls(runtime, client)
+        webhooks = None if localstripe is None else StripeWebhooks(localstripe, app)
+        harness = cls(runtime, client, webhooks)
         try:
+            if webhooks is not None:
+                await webhooks.start()
             yield harness
         finally:
+            if webhooks is not None:
+                await webhooks.aclose()
             await runtime.stop()
             await client.aclose()
             if harness.kafka_events is not None:
@@ -156,7 +260,15 @@ class Harness:
         return correlation_id
 
     async def drain(self) -> None:
-        await self.runtime.drain()
+        """Run the worker until idle; on Stripe, until localstripe's webhooks are applied too."""
+        if self.stripe_webhooks is None:
+            await self.runtime.drain()
+            return
+        while True:
+            sent = await self.stripe_webhooks.idle()
+            await self.runtime.drain()
+            if await self.stripe_webhooks.deliveries() == (0, sent):
+                return
 
     async def reset(self) -> None:
         """Start over within one test (hypothesis examples): empty tables, no old events."""
@@ -166,6 +278,16 @@ class Harness:
             self.kafka_events.forget_seen()  # ...and stops counting
         await wipe(self.runtime)
         self._cursor = 0
+
+    async def answer_3ds(self, intent_id: str, *, approve: bool, expect_ok: bool = True) -> None:
+        """The customer approves or fails 3-D Secure: on the sandbox's page, or on Stripe's.
+        Without `expect_ok` a refusal (the intent moved on meanwhile) is fine too."""
+        if self.stripe_webhooks is not None:
+            response = await self.stripe_webhooks.authenticate(intent_id, approve=approve)
+        else:
+            action = "approve" if approve else "fail"
+            response = await self.client.post(f"/sandbox/authenticate/{intent_id}/{action}")
+        assert response.status_code == 200 or not expect_ok, response.text
 
     async def new_events(self) -> list[dict[str, Any]]:
         """Events published since the last call."""

@@ -26,13 +26,15 @@ from payport.messaging.lease import hold_lease, release_lease
 from payport.messaging.local import relay_once
 from payport.messaging.transport import build_transport
 from payport.payments.handlers import PaymentsContext
-from payport.payments.reconcile import reconcile
+from payport.payments.reconcile import HeldBatch, reconcile
 from payport.providers.base import PaymentProvider
 from payport.providers.sandbox import SandboxProvider, SandboxWebhookDeliverer
 from payport.webhooks.receive import receive_webhook
 from payport.webhooks.service import EventRecorder, WebhookProcessor
 
 log = logging.getLogger(__name__)
+# AUTHORIZED payments the worker's reconcile asks the provider about per run (round robin).
+RECONCILE_HELD_BATCH = 200
 
 POLL_INTERVAL_S = 0.25
 
@@ -248,11 +250,13 @@ class Runtime:
         """
         every_s = self.settings.reconcile_interval_s
         older_than = timedelta(seconds=every_s)
+        held = HeldBatch(RECONCILE_HELD_BATCH)
         while not self._stopping.is_set():
             await asyncio.sleep(every_s)
             try:
                 if await hold_lease(self.db, "reconcile", self.holder, ttl_s=every_s + 60):
-                    await reconcile(self.ctx, older_than=older_than)
+                    summary = await reconcile(self.ctx, older_than=older_than, held=held)
+                    held = HeldBatch(RECONCILE_HELD_BATCH, after=summary.held_next)
             except Exception:
                 log.exception("reconcile failed; will retry next interval")
 

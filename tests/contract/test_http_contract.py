@@ -1,9 +1,11 @@
-"""CONTRACT.md replayed over HTTP and the local transport, on SQLite and PostgreSQL.
+"""CONTRACT.md replayed on every stack: SQLite and PostgreSQL, local transport and Kafka,
+the sandbox provider and Stripe (localstripe, its webhooks calling payport).
 
 Commands go in through `POST /api/v1/commands` (the CONTRACT envelope, byte for byte)
-and events come out of `GET /api/v1/events`; the CampusG routes are called as the
-seeds' orchestrators call them. Kafka's topics and dead-letter queue are not reachable
-from here; everything else in CONTRACT.md is.
+and events come out of `GET /api/v1/events` (or the event topic); the CampusG routes are
+called as the seeds' orchestrators call them. What the provider holds is read back from
+the provider itself (tests/provider_truth.py). Kafka's dead-letter queue is covered in
+tests/kafka; everything else in CONTRACT.md is here.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from payport.providers.sandbox import SandboxProvider
-from payport.providers.sandbox.models import SandboxObject, SandboxWebhookDelivery
 from payport.webhooks.models import ProviderEvent
 from payport.webhooks.signature import signature_header
-from tests.harness import BASE, Harness, nested_authorize
+from tests import provider_truth
+from tests.harness import BASE, Harness, nested_authorize, sandbox_only
 
 EVENT_KEYS = {"type", "correlation_id", "timestamp", "payload", "source", "event_id"}
 PAYMENT_KEYS = {
@@ -129,25 +130,13 @@ async def released_payment(harness: Harness, order_id: str, amount: int = 2500) 
     return payment_id
 
 
-async def sandbox_count(harness: Harness, object_type: str) -> int:
+async def provider_count(harness: Harness, object_type: str) -> int:
     """How many objects of a kind (payment_intent, charge, transfer, refund) the provider holds."""
-    async with harness.runtime.db.read() as session:
-        count = (
-            await session.execute(
-                select(func.count())
-                .select_from(SandboxObject)
-                .where(SandboxObject.object_type == object_type)
-            )
-        ).scalar_one()
-    return int(count)
+    return await provider_truth.provider_count(harness.runtime, object_type)
 
 
-async def sandbox_intent(harness: Harness, intent_id: str) -> dict[str, Any]:
-    provider = harness.runtime.provider
-    assert isinstance(provider, SandboxProvider)
-    intent = await provider.find_payment_intent(intent_id)
-    assert intent is not None
-    return dict(intent.raw)
+async def provider_intent(harness: Harness, intent_id: str) -> dict[str, Any]:
+    return await provider_truth.provider_intent(harness.runtime, intent_id)
 
 
 async def api_payment(harness: Harness, payment_id: str) -> dict[str, Any]:
@@ -238,7 +227,7 @@ async def test_flat_authorize_with_provider_customer_reports_it_as_user(harness:
     assert (await api_payment(harness, payload["payment_id"]))[
         "provider_customer_id"
     ] == "cus_seed002"
-    intent = await sandbox_intent(harness, payload["payment_intent_id"])
+    intent = await provider_intent(harness, payload["payment_intent_id"])
     assert intent["customer"] == "cus_seed002"
     assert intent["capture_method"] == "manual"
     assert intent["status"] == "requires_capture"
@@ -255,7 +244,7 @@ async def test_flat_authorize_with_marketplace_user_charges_without_provider_cus
     payment = await harness.payment_by_order("order-flat-user")
     assert payment["customerId"] == "user_carol"
     assert (await api_payment(harness, payload["payment_id"]))["provider_customer_id"] is None
-    intent = await sandbox_intent(harness, payload["payment_intent_id"])
+    intent = await provider_intent(harness, payload["payment_intent_id"])
     assert intent["customer"] is None
     assert intent["capture_method"] == "manual"
 
@@ -271,7 +260,7 @@ async def test_nested_authorize_uses_clerk_user_and_stripe_customer(harness: Har
     assert (await api_payment(harness, payload["payment_id"]))["provider_customer_id"] == (
         "cus_alice"
     )
-    intent = await sandbox_intent(harness, payload["payment_intent_id"])
+    intent = await provider_intent(harness, payload["payment_intent_id"])
     assert intent["customer"] == "cus_alice"
     assert intent["capture_method"] == "manual"
     assert intent["amount"] == 4200
@@ -332,10 +321,10 @@ async def test_release_captures_and_transfers_to_runner(harness: Harness) -> Non
     assert payment["transferId"] == payload["transfer_id"]
     assert payment["runnerId"] == "runner_bob"
     assert payment["amount"] == 25.0
-    intent = await sandbox_intent(harness, payment["paymentIntentId"])
+    intent = await provider_intent(harness, payment["paymentIntentId"])
     assert intent["status"] == "succeeded"
     assert intent["amount_received"] == 2500
-    assert await sandbox_count(harness, "transfer") == 1
+    assert await provider_count(harness, "transfer") == 1
 
 
 async def test_legacy_release_route_queues_release_payment(harness: Harness) -> None:
@@ -384,10 +373,10 @@ async def test_revert_before_capture_cancels_the_hold(
     assert "refund_id" not in payload
     payment = await harness.payment_by_order("order-cancel")
     assert payment["status"] == "REVERTED"
-    intent = await sandbox_intent(harness, payment["paymentIntentId"])
+    intent = await provider_intent(harness, payment["paymentIntentId"])
     assert intent["status"] == "canceled"
     assert intent["cancellation_reason"] == expected
-    assert await sandbox_count(harness, "refund") == 0
+    assert await provider_count(harness, "refund") == 0
 
 
 @pytest.mark.parametrize(
@@ -405,7 +394,7 @@ async def test_revert_after_release_refunds(harness: Harness, reason: str, expec
     assert payload["reason"] == expected
     assert str(payload["refund_id"]).startswith("re_")
     assert (await harness.payment_by_order("order-refund"))["status"] == "REVERTED"
-    assert await sandbox_count(harness, "refund") == 1
+    assert await provider_count(harness, "refund") == 1
 
 
 async def test_legacy_revert_route_takes_no_body_and_no_content_type(harness: Harness) -> None:
@@ -567,8 +556,8 @@ async def test_history_counts_flat_shape_user_as_customer(harness: Harness) -> N
 # --- 3-D Secure -----------------------------------------------------------------------------
 
 
-async def start_3ds(harness: Harness, order_id: str) -> tuple[str, str, dict[str, Any]]:
-    """Authorize with a card that needs authentication; return (cid, page path, payment)."""
+async def start_3ds(harness: Harness, order_id: str) -> tuple[str, dict[str, Any]]:
+    """Authorize with a card that needs authentication; return (cid, payment)."""
     cid = await harness.command(
         "authorize_payment", nested_authorize(order_id, 2500, "pm_card_authenticationRequired")
     )
@@ -576,21 +565,30 @@ async def start_3ds(harness: Harness, order_id: str) -> tuple[str, str, dict[str
     assert await events_for(harness, cid) == []
     payment = await harness.payment_by_order(order_id)
     assert payment["status"] == "REQUIRES_ACTION"
+    intent = await provider_intent(harness, payment["paymentIntentId"])
+    assert intent["status"] == "requires_action"
+    return cid, payment
+
+
+async def answer_3ds(harness: Harness, payment: dict[str, Any], *, approve: bool) -> None:
+    await harness.answer_3ds(payment["paymentIntentId"], approve=approve)
+    await harness.drain()
+
+
+@sandbox_only("the 3-D Secure page is the sandbox's own; Stripe hosts its own page")
+async def test_3ds_page_is_linked_from_the_payment_and_offers_approve(harness: Harness) -> None:
+    _cid, payment = await start_3ds(harness, "order-3ds-page")
     url = payment["nextActionUrl"]
-    assert url.endswith(f"/sandbox/authenticate/{payment['paymentIntentId']}")
-    assert url.startswith(BASE)
-    return cid, url.removeprefix(BASE), payment
+    assert url == f"{BASE}/sandbox/authenticate/{payment['paymentIntentId']}"
+    page = await harness.client.get(url.removeprefix(BASE))
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"{url.removeprefix(BASE)}/approve" in page.text
 
 
 async def test_3ds_approve_authorizes_once(harness: Harness) -> None:
-    cid, path, before = await start_3ds(harness, "order-3ds-ok")
-    page = await harness.client.get(path)
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    assert f"{path}/approve" in page.text
-    approved = await harness.client.post(f"{path}/approve")
-    assert approved.status_code == 200
-    await harness.drain()
+    cid, before = await start_3ds(harness, "order-3ds-ok")
+    await answer_3ds(harness, before, approve=True)
     events = await events_for(harness, cid)
     assert len(events) == 1, events
     payload = check_authorized(events[0], cid, "order-3ds-ok")
@@ -602,10 +600,8 @@ async def test_3ds_approve_authorizes_once(harness: Harness) -> None:
 
 
 async def test_3ds_fail_publishes_card_error(harness: Harness) -> None:
-    cid, path, before = await start_3ds(harness, "order-3ds-fail")
-    failed = await harness.client.post(f"{path}/fail")
-    assert failed.status_code == 200
-    await harness.drain()
+    cid, before = await start_3ds(harness, "order-3ds-fail")
+    await answer_3ds(harness, before, approve=False)
     events = await events_for(harness, cid)
     assert len(events) == 1, events
     payload = check_failed(events[0], cid, "STRIPE_CARD_ERROR")
@@ -625,8 +621,8 @@ async def test_duplicate_authorize_charges_once(harness: Harness) -> None:
     assert second_payload["payment_id"] == first_payload["payment_id"]
     assert second_payload["payment_intent_id"] == first_payload["payment_intent_id"]
     assert second["event_id"] != first["event_id"]
-    assert await sandbox_count(harness, "payment_intent") == 1
-    assert await sandbox_count(harness, "charge") == 1
+    assert await provider_count(harness, "payment_intent") == 1
+    assert await provider_count(harness, "charge") == 1
     response = await harness.client.get("/api/v1/payments", params={"order_id": "order-dup"})
     assert len(response.json()["data"]) == 1
 
@@ -639,7 +635,7 @@ async def test_duplicate_authorize_of_failed_order_repeats_the_failure(harness: 
         check_failed(first, first_cid, "STRIPE_CARD_ERROR")["payment_id"]
         == (check_failed(second, second_cid, "STRIPE_CARD_ERROR")["payment_id"])
     )
-    assert await sandbox_count(harness, "payment_intent") == 1
+    assert await provider_count(harness, "payment_intent") == 1
 
 
 async def test_resent_authorize_gets_the_same_event_and_no_second_charge(
@@ -651,8 +647,8 @@ async def test_resent_authorize_gets_the_same_event_and_no_second_charge(
     copies = await events_for(harness, cid)
     assert len(copies) == 2, copies
     assert all(copy == first for copy in copies)
-    assert await sandbox_count(harness, "payment_intent") == 1
-    assert await sandbox_count(harness, "charge") == 1
+    assert await provider_count(harness, "payment_intent") == 1
+    assert await provider_count(harness, "charge") == 1
 
 
 async def test_resent_release_gets_the_same_event_and_no_second_transfer(
@@ -667,7 +663,7 @@ async def test_resent_release_gets_the_same_event_and_no_second_transfer(
     copies = await events_for(harness, cid)
     assert len(copies) == 2, copies
     assert all(copy == first for copy in copies)
-    assert await sandbox_count(harness, "transfer") == 1
+    assert await provider_count(harness, "transfer") == 1
     assert (await harness.payment_by_order("order-resent-release"))["status"] == "SUCCEEDED"
 
 
@@ -681,7 +677,7 @@ async def test_resent_revert_gets_the_same_event_and_no_second_refund(harness: H
     copies = await events_for(harness, cid)
     assert len(copies) == 2, copies
     assert all(copy == first for copy in copies)
-    assert await sandbox_count(harness, "refund") == 1
+    assert await provider_count(harness, "refund") == 1
 
 
 async def test_every_command_gets_exactly_one_outcome(harness: Harness) -> None:
@@ -733,20 +729,19 @@ async def test_webhook_route_stores_a_signed_event_once(harness: Harness, path: 
 
 
 async def test_redelivered_provider_event_is_applied_once(harness: Harness) -> None:
-    cid, path, _before = await start_3ds(harness, "order-redeliver")
-    assert (await harness.client.post(f"{path}/approve")).status_code == 200
-    await harness.drain()
+    cid, before = await start_3ds(harness, "order-redeliver")
+    await answer_3ds(harness, before, approve=True)
     assert len(await events_for(harness, cid)) == 1
     async with harness.runtime.db.read() as session:
         bodies = (
             await session.execute(
-                select(SandboxWebhookDelivery.body).where(
-                    SandboxWebhookDelivery.event_type == "payment_intent.amount_capturable_updated"
+                select(ProviderEvent.body).where(
+                    ProviderEvent.event_type == "payment_intent.amount_capturable_updated"
                 )
             )
         ).scalars()
         delivered = list(bodies)
-    assert len(delivered) == 1
+    assert len(delivered) == 1  # as the provider sent it, stored once
     before_events = await harness.all_events()
     before_payment = await harness.payment_by_order("order-redeliver")
 
@@ -765,8 +760,8 @@ async def test_duplicate_authorizes_sent_together_charge_once(harness: Harness) 
     one = check_authorized(await harness.outcome(first), first, "order-together")
     two = check_authorized(await harness.outcome(second), second, "order-together")
     assert one["payment_id"] == two["payment_id"]
-    assert await sandbox_count(harness, "payment_intent") == 1
-    assert await sandbox_count(harness, "charge") == 1
+    assert await provider_count(harness, "payment_intent") == 1
+    assert await provider_count(harness, "charge") == 1
 
 
 async def test_redelivered_command_before_processing_gets_one_event_id(harness: Harness) -> None:
@@ -777,30 +772,29 @@ async def test_redelivered_command_before_processing_gets_one_event_id(harness: 
     assert len(copies) == 2, copies
     assert len({copy["event_id"] for copy in copies}) == 1
     check_authorized(copies[0], cid, "order-twice")
-    assert await sandbox_count(harness, "payment_intent") == 1
+    assert await provider_count(harness, "payment_intent") == 1
 
 
 async def test_duplicate_authorize_during_3ds_is_answered_once_settled(harness: Harness) -> None:
-    first, path, before = await start_3ds(harness, "order-3ds-dup")
+    first, before = await start_3ds(harness, "order-3ds-dup")
     second = await harness.command(
         "authorize_payment",
         nested_authorize("order-3ds-dup", 2500, "pm_card_authenticationRequired"),
     )
     await harness.drain()
     assert await events_for(harness, second) == []
-    assert (await harness.client.post(f"{path}/approve")).status_code == 200
-    await harness.drain()
+    await answer_3ds(harness, before, approve=True)
     for cid in (first, second):
         events = await events_for(harness, cid)
         assert len(events) == 1, events
         assert (
             check_authorized(events[0], cid, "order-3ds-dup")["payment_id"] == (before["paymentId"])
         )
-    assert await sandbox_count(harness, "payment_intent") == 1
+    assert await provider_count(harness, "payment_intent") == 1
 
 
 async def test_revert_during_3ds_cancels_and_answers_the_authorize(harness: Harness) -> None:
-    authorize_cid, _path, before = await start_3ds(harness, "order-3ds-revert")
+    authorize_cid, before = await start_3ds(harness, "order-3ds-revert")
     revert_cid, event = await run(
         harness, "revert_payment", {"payment_id": before["paymentId"], "reason": "abandoned"}
     )
@@ -812,7 +806,7 @@ async def test_revert_during_3ds_cancels_and_answers_the_authorize(harness: Harn
     assert authorize_events[0]["type"] == "payment.failed"
     assert authorize_events[0]["payload"]["payment_id"] == before["paymentId"]
     assert (await harness.payment_by_order("order-3ds-revert"))["status"] == "REVERTED"
-    intent = await sandbox_intent(harness, before["paymentIntentId"])
+    intent = await provider_intent(harness, before["paymentIntentId"])
     assert intent["status"] == "canceled"
 
 

@@ -18,15 +18,16 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from payport.providers.sandbox.models import SandboxObject
 from payport.webhooks.models import ProviderEvent
 from payport.webhooks.signature import signature_header
 from tests.harness import Harness, nested_authorize
+from tests.provider_truth import provider_count
 
 MAX_BODY = 1_048_576
 PROBLEM_KEYS = {"type", "title", "status", "code", "detail", "field"}
 RUNNER = {"runner_id": "runner_bob", "runner_connect_account_id": "acct_bob"}
 MISSING = object()
+PROVIDER_KINDS = ("payment_intent", "charge", "refund", "transfer")
 
 
 # --- what is stored, before and after --------------------------------------------------------
@@ -49,16 +50,11 @@ async def _count(harness: Harness, model: Any) -> int:
 async def stored(harness: Harness) -> Stored:
     response = await harness.client.get("/api/v1/payments", params={"limit": 100})
     assert response.status_code == 200
-    async with harness.runtime.db.read() as session:
-        rows = (
-            await session.execute(
-                select(SandboxObject.object_type, func.count()).group_by(SandboxObject.object_type)
-            )
-        ).all()
+    counts = {kind: await provider_count(harness.runtime, kind) for kind in PROVIDER_KINDS}
     return Stored(
         payments=response.json()["data"],
         events=await harness.all_events(),
-        provider_objects={kind: int(n) for kind, n in rows},
+        provider_objects={kind: n for kind, n in counts.items() if n},
         commands=await harness.commands_submitted(),
         webhooks=await _count(harness, ProviderEvent),
     )

@@ -106,9 +106,8 @@ class Scenario:
 
     async def approve(self, order_id: str, *, approve: bool) -> None:
         payment = await self.payment(order_id)
-        if payment and payment.get("nextActionUrl"):
-            path = payment["nextActionUrl"].removeprefix("http://payport.test")
-            await self.h.client.post(f"{path}/{'approve' if approve else 'fail'}")
+        if payment and payment["status"] == "REQUIRES_ACTION":
+            await self.h.answer_3ds(payment["paymentIntentId"], approve=approve, expect_ok=False)
 
     async def observe(self) -> None:
         for order_id in ORDERS:

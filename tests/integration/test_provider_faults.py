@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from tests.harness import Stack, nested_authorize
+from tests.harness import Stack, nested_authorize, sandbox_only
 from tests.provider_truth import by_payment
 
 
+@sandbox_only("failures are injected by the sandbox; test_stripe_errors.py retries Stripe's")
 async def test_transient_failures_retry_then_settle_once(stack: Stack) -> None:
     async with stack.started(PAYPORT_SANDBOX_FAILURE_RATE=0.5) as harness:
         sent = [

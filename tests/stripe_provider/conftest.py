@@ -1,28 +1,22 @@
 """Fixtures for the Stripe provider: one localstripe per session, wiped before each test.
 
-localstripe runs behind tests/localstripe_compat.py (see its docstring for what it adds).
+localstripe (the session's, from tests/conftest.py) runs behind tests/localstripe_compat.py.
 Without localstripe these tests are skipped with the reason; under CI=true they fail.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import stripe
 from pydantic import SecretStr
 
 from payport.providers.stripe import StripeProvider
-from tests.localstripe_server import LocalStripe, start_or_skip
+from tests.harness import STRIPE_SECRET_KEY
+from tests.localstripe_server import LocalStripe
 
-SECRET_KEY = "sk_test_payportLocalstripe7f3c9a1e"
-
-
-@pytest.fixture(scope="session")
-def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStripe]:
-    server = start_or_skip(tmp_path_factory.mktemp("localstripe"))
-    yield server
-    server.stop()
+SECRET_KEY = STRIPE_SECRET_KEY
 
 
 @pytest.fixture

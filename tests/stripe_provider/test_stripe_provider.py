@@ -511,3 +511,28 @@ async def test_settings_configure_the_provider(stripe_url: str) -> None:
         assert intent.status == PI_REQUIRES_CAPTURE
     finally:
         await provider.aclose()
+
+
+# --- finding an intent by payment (after the idempotency window) ------------------------------
+
+
+async def test_find_payment_intent_for_payment_searches_metadata(
+    provider: StripeProvider,
+) -> None:
+    made = await authorized(provider)
+    quoted = await provider.create_payment_intent(
+        request(metadata={"order_id": "order-2", "payment_id": "it's 'quoted'"}),
+        idempotency_key="authorize:pay_2",
+    )
+
+    found = await provider.find_payment_intent_for_payment("pay_1")
+
+    assert found is not None
+    assert (found.id, found.status, found.metadata["payment_id"]) == (
+        made.id,
+        PI_REQUIRES_CAPTURE,
+        "pay_1",
+    )
+    assert await provider.find_payment_intent_for_payment("pay_never") is None
+    found_quoted = await provider.find_payment_intent_for_payment("it's 'quoted'")
+    assert found_quoted is not None and found_quoted.id == quoted.id

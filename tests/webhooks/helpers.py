@@ -48,7 +48,7 @@ async def stored_event_count(harness: Harness, event_id: str) -> int:
 
 
 async def stored_bodies(harness: Harness, event_type: str) -> list[dict[str, Any]]:
-    """Events payport stored (the sandbox's, as delivered), oldest first."""
+    """Events payport stored (the provider's, as delivered), oldest first."""
     async with harness.runtime.db.read() as session:
         rows = await session.scalars(
             select(ProviderEvent.body)

@@ -1,6 +1,6 @@
 """PaymentIntent events settle a payment from the provider's current view, once.
 
-The sandbox emits these events signed like Stripe; payport stores them, then
+The sandbox and localstripe emit these events signed like Stripe; payport stores them, then
 fetches the intent again and applies its state, so duplicates, replays and
 late copies change nothing twice.
 """
@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from payport.providers.sandbox import SandboxProvider
 from tests.harness import Harness, nested_authorize
 from tests.webhooks.helpers import of_type, post_event, stored_bodies
-
-
-def sandbox(harness: Harness) -> SandboxProvider:
-    provider = harness.runtime.provider
-    assert isinstance(provider, SandboxProvider)
-    return provider
 
 
 async def waiting_for_3ds(harness: Harness, order_id: str) -> tuple[str, dict[str, Any]]:
@@ -34,7 +27,7 @@ async def test_approved_3ds_authorizes_and_announces_once(harness: Harness) -> N
     cid, payment = await waiting_for_3ds(harness, "order-3ds-ok")
     assert of_type(await harness.all_events(), "payment.authorized") == []
 
-    await sandbox(harness).authenticate(payment["paymentIntentId"], approve=True)
+    await harness.answer_3ds(payment["paymentIntentId"], approve=True)
     await harness.drain()
 
     outcome = await harness.outcome(cid)
@@ -47,7 +40,7 @@ async def test_replayed_intent_events_are_stored_once_and_change_nothing(
     harness: Harness,
 ) -> None:
     _cid, payment = await waiting_for_3ds(harness, "order-3ds-replay")
-    await sandbox(harness).authenticate(payment["paymentIntentId"], approve=True)
+    await harness.answer_3ds(payment["paymentIntentId"], approve=True)
     await harness.drain()
     before = await harness.all_events()
 
@@ -64,7 +57,7 @@ async def test_late_requires_action_event_does_not_move_an_authorized_payment_ba
     harness: Harness,
 ) -> None:
     _cid, payment = await waiting_for_3ds(harness, "order-3ds-late")
-    await sandbox(harness).authenticate(payment["paymentIntentId"], approve=True)
+    await harness.answer_3ds(payment["paymentIntentId"], approve=True)
     await harness.drain()
     before = await harness.all_events()
 
@@ -80,7 +73,7 @@ async def test_late_requires_action_event_does_not_move_an_authorized_payment_ba
 async def test_failed_3ds_fails_the_payment_with_one_payment_failed(harness: Harness) -> None:
     cid, payment = await waiting_for_3ds(harness, "order-3ds-fail")
 
-    await sandbox(harness).authenticate(payment["paymentIntentId"], approve=False)
+    await harness.answer_3ds(payment["paymentIntentId"], approve=False)
     await harness.drain()
 
     outcome = await harness.outcome(cid)
@@ -93,7 +86,7 @@ async def test_hold_canceled_outside_payport_fails_the_payment_once(harness: Har
     authorized = await harness.authorize("order-canceled-outside")
     intent_id = authorized["payload"]["payment_intent_id"]
 
-    await sandbox(harness).cancel_payment_intent(
+    await harness.runtime.provider.cancel_payment_intent(
         intent_id, reason="abandoned", idempotency_key="dashboard:cancel-1"
     )
     await harness.drain()

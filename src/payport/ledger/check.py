@@ -36,8 +36,6 @@ from payport.payments.models import Payment
 from payport.payments.states import PaymentStatus
 from payport.providers import base
 from payport.providers.errors import with_retries
-from payport.providers.sandbox import SandboxProvider
-from payport.providers.sandbox.store import SandboxStore
 
 S = PaymentStatus
 _PROVIDER_PAGE = 200  # payments compared with the provider per round
@@ -288,10 +286,6 @@ class _Moved:
 async def compare_with_provider(
     db: Database, provider: base.PaymentProvider, report: Report
 ) -> None:
-    if not isinstance(provider, SandboxProvider):
-        report.notes.append(
-            f"refunds not compared: the {provider.name} provider port has no refund lookup"
-        )
     after = ""
     while True:
         async with db.read() as session:
@@ -358,26 +352,14 @@ async def _provider_truth(db: Database, provider: base.PaymentProvider, payment:
         transfer_id = payment.transfer_id
         transfer = await with_retries(lambda: provider.retrieve_transfer(transfer_id))
         transferred = transfer.amount_minor - transfer.amount_reversed
-    refunded = None
-    if isinstance(provider, SandboxProvider):
-        refunded = await _sandbox_refunded(db, intent.latest_charge)
+    refunded = 0
+    if intent.latest_charge is not None:
+        charge_id = intent.latest_charge
+        charge = await with_retries(lambda: provider.retrieve_charge(charge_id))
+        # A canceled hold shows its whole amount refunded on an uncaptured charge, as on
+        # Stripe; no money was captured, so that counts as nothing refunded.
+        refunded = charge.amount_refunded if charge.captured else 0
     return _Moved(intent.amount_received, refunded, transferred)
-
-
-async def _sandbox_refunded(db: Database, charge_id: str | None) -> int:
-    """Refunds of captured money, read from the charge the sandbox keeps in payport's database.
-
-    The port has no refund lookup. A canceled hold shows its whole amount as
-    refunded on an uncaptured charge, as on Stripe; no money was captured, so
-    that counts as nothing refunded.
-    """
-    if charge_id is None:
-        return 0
-    async with db.read() as session:
-        charge = await SandboxStore(session).get(charge_id, "charge")
-    if charge is None or not charge["captured"]:
-        return 0
-    return int(charge["amount_refunded"])
 
 
 def _differences(payment_id: str, posted: _Moved | None, truth: _Moved) -> list[Problem]:

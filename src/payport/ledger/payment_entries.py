@@ -47,9 +47,12 @@ def cancel(payment: Payment) -> Draft:
     )
 
 
-def revert(payment: Payment) -> list[Draft]:
+def revert(payment: Payment, *, refunded_minor: int | None = None) -> list[Draft]:
     """What a revert moves, asked before the move: nothing before authorization, the hold,
-    or the captured money (the runner's transfer and the platform's fee come back first)."""
+    or the captured money (the runner's transfer and the platform's fee come back first).
+
+    `refunded_minor` is what the revert's own refund returned; without it (opening
+    entries, written before outside refunds were recorded) the stored total."""
     if not payment.captured:
         return [cancel(payment)] if payment.payment_status is S.AUTHORIZED else []
     currency = payment.currency
@@ -67,7 +70,8 @@ def revert(payment: Payment) -> list[Draft]:
         drafts.append(
             rules.fee_refund(payment_id=payment.id, fee=Money(payment.fee_minor, currency))
         )
-    refunded = Money(payment.amount_refunded_minor, currency)
+    own = payment.amount_refunded_minor if refunded_minor is None else refunded_minor
+    refunded = Money(own, currency)
     drafts.append(
         rules.refund(payment_id=payment.id, customer=payment.customer_user_id, amount=refunded)
     )

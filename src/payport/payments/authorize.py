@@ -13,12 +13,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.coalesce import Coalescer
+from payport.db import utcnow
 from payport.errors import PayportError
 from payport.messaging.envelope import Envelope, Event, target_of
 from payport.messaging.models import InboxEntry
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 S = PaymentStatus
 T = TypeVar("T")
 R = TypeVar("R")
+# Stripe may forget an idempotency key 24 h after its first use; a retry of a payment older
+# than this looks for the intent its first attempt made before creating one (with margin).
+KEY_WINDOW = timedelta(hours=23)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,8 @@ class _Started:
     call: base.AuthorizeRequest | None = None
     command_key: str = ""
     correlation_id: str = ""
+    earlier_intent_id: str | None = None  # an intent an earlier attempt recorded
+    look_first: bool = False  # older than KEY_WINDOW: the provider may have forgotten the key
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +196,26 @@ def call_for(payment: Payment, entry: InboxEntry) -> _Started:
         return_url=payment.return_url,
         metadata={"payment_id": payment.id, "order_id": payment.order_id},
     )
-    return _Started(None, payment.id, request, entry.command_key, entry.correlation_id)
+    return _Started(
+        None,
+        payment.id,
+        request,
+        entry.command_key,
+        entry.correlation_id,
+        earlier_intent_id=payment.payment_intent_id,
+        look_first=payment.created_at is not None and utcnow() - payment.created_at > KEY_WINDOW,
+    )
+
+
+async def intent_made_before(ctx: PaymentsContext, started: _Started) -> base.IntentView | None:
+    """The intent an earlier attempt of this authorization made, for a retry that must not
+    make a second one. A new payment has none and asks nothing (no round trip)."""
+    known, payment_id = started.earlier_intent_id, started.payment_id or ""
+    if known:
+        return await with_retries(lambda: ctx.provider.retrieve_payment_intent(known))
+    if started.look_first:
+        return await with_retries(lambda: ctx.provider.find_payment_intent_for_payment(payment_id))
+    return None
 
 
 # --- phase 2: the provider ---------------------------------------------------------------
@@ -201,7 +227,7 @@ async def _call_provider(
     assert started.call is not None
     call = started.call
     try:
-        intent = await with_retries(
+        intent = await intent_made_before(ctx, started) or await with_retries(
             lambda: ctx.provider.create_payment_intent(
                 call, idempotency_key=f"authorize:{started.payment_id}"
             )

@@ -3,6 +3,8 @@
 A crash, a lost command or a lost webhook can leave a payment INITIATING or
 REQUIRES_ACTION after the provider has settled it, or a release or revert
 half done (captured but not transferred; transfer reversed but not refunded).
+An AUTHORIZED payment with no command open is asked about too: its hold may
+have been canceled or expired at the provider, or captured outside payport.
 Reconcile repeats the provider call with the key of its cause, so the
 provider answers from its record and nothing moves twice, then applies the
 answer through the same transitions the commands use, which answer any
@@ -17,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from payport.db import utcnow
 from payport.errors import PayportError
@@ -35,10 +38,12 @@ S = PaymentStatus
 
 UNSETTLED = (S.INITIATING.value, S.REQUIRES_ACTION.value)
 RESUMABLE_COMMANDS = ("release_payment", "revert_payment")
+OPEN = ("processing", "waiting")  # inbox states of a command not yet answered
 # Counted as healing; "unchanged" and "skipped" are not.
 HEALING_ACTIONS = frozenset(
     {
         "authorized",
+        "captured",
         "failed",
         "reverted",
         "requires_action",
@@ -55,18 +60,32 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 @dataclass(frozen=True, slots=True)
 class _Work:
-    """One thing to look at: an unsettled payment, or a command cut short."""
+    """One thing to look at: an unsettled payment, a held one, or a command cut short."""
 
     payment_id: str
     command_key: str | None = None
     command_type: str | None = None
+    held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBatch:
+    """Which AUTHORIZED payments one run asks about: up to `size` after payment id `after`.
+
+    Holds can be many and each costs a provider call; the worker walks them a batch per
+    run, resuming at `Summary.held_next`. The CLI asks about all of them (no batch).
+    """
+
+    size: int
+    after: str = ""
 
 
 @dataclass(slots=True)
 class Summary:
-    """What reconcile did, counted per action."""
+    """What reconcile did, counted per action; where the next held batch starts."""
 
     counts: Counter[str]
+    held_next: str = ""
 
     @property
     def healed(self) -> int:
@@ -77,10 +96,14 @@ class Summary:
 
 
 async def reconcile(
-    ctx: PaymentsContext, *, older_than: timedelta, on_progress: Progress | None = None
+    ctx: PaymentsContext,
+    *,
+    older_than: timedelta,
+    on_progress: Progress | None = None,
+    held: HeldBatch | None = None,
 ) -> Summary:
     """Heal everything untouched for `older_than` (younger work may still be in flight)."""
-    work = await _find_work(ctx, older_than)
+    work = await _find_work(ctx, older_than, held)
     counts: Counter[str] = Counter()
     for done, item in enumerate(work, start=1):
         try:
@@ -90,7 +113,7 @@ async def reconcile(
             counts["errors"] += 1
         if on_progress is not None:
             on_progress(done, len(work))
-    summary = Summary(counts)
+    summary = Summary(counts, held_next=_held_next(work, held))
     if summary.healed or counts["errors"]:
         log.info(
             "reconcile finished %s", " ".join(f"{k}={v}" for k, v in summary.as_dict().items())
@@ -98,7 +121,17 @@ async def reconcile(
     return summary
 
 
-async def _find_work(ctx: PaymentsContext, older_than: timedelta) -> list[_Work]:
+def _held_next(work: Sequence[_Work], held: HeldBatch | None) -> str:
+    """Where the next batch starts: after this one's last, or over from the start."""
+    asked = [item.payment_id for item in work if item.held]
+    if held is None or len(asked) < held.size:
+        return ""
+    return asked[-1]
+
+
+async def _find_work(
+    ctx: PaymentsContext, older_than: timedelta, held_batch: HeldBatch | None
+) -> list[_Work]:
     cutoff = utcnow() - older_than
     async with ctx.db.read() as session:
         unsettled = await session.scalars(
@@ -117,10 +150,28 @@ async def _find_work(ctx: PaymentsContext, older_than: timedelta) -> list[_Work]
             .order_by(InboxEntry.id)
         )
         answerable = await _waiting_on_settled(session, cutoff)
+        held_query = (
+            select(Payment.id)
+            .where(
+                Payment.status == S.AUTHORIZED.value,
+                Payment.updated_at < cutoff,
+                ~_has_open_command(),
+            )
+            .order_by(Payment.id)
+        )
+        if held_batch is not None:
+            held_query = held_query.where(Payment.id > held_batch.after).limit(held_batch.size)
+        held = await session.scalars(held_query)
         work = [_Work(payment_id) for payment_id in unsettled]
         work += [_Work(pid or "", key, kind) for pid, key, kind in cut_short]
         work += [_Work(pid, key, "authorize_payment") for pid, key in answerable]
+        work += [_Work(payment_id, held=True) for payment_id in held]
     return work
+
+
+def _has_open_command() -> ColumnElement[bool]:
+    """A command still running on the payment (or waiting for it): that path settles it."""
+    return exists().where(InboxEntry.payment_id == Payment.id, InboxEntry.status.in_(OPEN))
 
 
 async def _waiting_on_settled(session: AsyncSession, cutoff: datetime) -> Sequence[tuple[str, str]]:
@@ -139,6 +190,8 @@ async def _waiting_on_settled(session: AsyncSession, cutoff: datetime) -> Sequen
 
 
 async def _heal(ctx: PaymentsContext, item: _Work) -> str:
+    if item.held:
+        return await _check_hold(ctx, item.payment_id)
     if item.command_type == "release_payment":
         return await _resume_release(ctx, item)
     if item.command_type == "revert_payment":
@@ -172,7 +225,7 @@ async def _settle_with_provider(ctx: PaymentsContext, payment_id: str) -> str:
     return "unchanged" if after is before else after.value.lower()
 
 
-async def _authorize_call(session: AsyncSession, payment: Payment) -> base.AuthorizeRequest | None:
+async def _authorize_call(session: AsyncSession, payment: Payment) -> authorize._Started | None:
     """The very request authorize sends (same key, same parameters), for an intent never seen:
     a crash before its answer was recorded leaves no intent id to look up. Only while an
     authorize command still waits for it."""
@@ -180,21 +233,23 @@ async def _authorize_call(session: AsyncSession, payment: Payment) -> base.Autho
     if not entries:
         return None
     # authorize's own builder, so the repeated call matches the first one exactly.
-    return authorize.call_for(payment, entries[0]).call
+    return authorize.call_for(payment, entries[0])
 
 
 async def _ask_provider(
     ctx: PaymentsContext,
     payment_id: str,
     intent_id: str | None,
-    call: base.AuthorizeRequest | None,
+    started: authorize._Started | None,
 ) -> tuple[base.IntentView | None, PayportError | None]:
     try:
         if intent_id:
             return await with_retries(lambda: ctx.provider.retrieve_payment_intent(intent_id)), None
-        if call is None:
+        if started is None or started.call is None:
             return None, None
-        intent = await with_retries(
+        call = started.call
+        # past Stripe's idempotency window the key alone would make a second intent
+        intent = await authorize.intent_made_before(ctx, started) or await with_retries(
             lambda: ctx.provider.create_payment_intent(
                 call, idempotency_key=f"authorize:{payment_id}"
             )
@@ -204,6 +259,45 @@ async def _ask_provider(
         if isinstance(exc, base.ProviderTransientError):
             raise
         return exc.payment_intent, to_payport_error(exc)
+
+
+# --- AUTHORIZED with no command open: is the hold still there? --------------------------------
+
+
+async def _check_hold(ctx: PaymentsContext, payment_id: str) -> str:
+    """Apply what the provider did to a hold behind payport's back.
+
+    Canceled or expired: FAILED, the hold released in the ledger and
+    `payment.failed` published, as the `payment_intent.canceled` webhook would.
+    Captured outside: the capture is recorded and posted; the payment stays
+    AUTHORIZED (nothing was paid out), and its release then transfers.
+    """
+    async with ctx.db.read() as session:
+        payment = await repository.get(session, payment_id)
+        if payment is None or payment.payment_status is not S.AUTHORIZED:
+            return "skipped"
+        intent_id = payment.payment_intent_id
+    if not intent_id:
+        return "skipped"
+    intent = await with_retries(lambda: ctx.provider.retrieve_payment_intent(intent_id))
+    async with ctx.db.transaction() as session:
+        payment = await repository.get(session, payment_id, for_update=True)
+        if payment is None or payment.payment_status is not S.AUTHORIZED:
+            return "skipped"
+        opened = select(InboxEntry.id).where(
+            InboxEntry.payment_id == payment_id, InboxEntry.status.in_(OPEN)
+        )
+        if await session.scalar(opened.limit(1)) is not None:
+            return "skipped"  # a command started meanwhile and settles it
+        if intent.status == base.PI_SUCCEEDED and not payment.captured:
+            service.record_capture(payment, intent)
+            log.warning("hold captured outside payport payment_id=%s", payment_id)
+            return "captured"
+        await service.apply_intent(session, payment, intent)
+        after = payment.payment_status
+    if after is not S.AUTHORIZED:
+        log.warning("hold ended at the provider payment_id=%s status=%s", payment_id, intent.status)
+    return "unchanged" if after is S.AUTHORIZED else after.value.lower()
 
 
 # --- a release or revert cut short ---------------------------------------------------------

@@ -144,10 +144,9 @@ async def resume_revert(
         payment.transfer_reversal_id = result.get(
             "transfer_reversal_id", payment.transfer_reversal_id
         )
-        payment.amount_refunded_minor = result.get(
-            "amount_refunded_minor", payment.amount_refunded_minor
-        )
         if payment.payment_status is not S.REVERTED:
-            await service.complete_revert(session, payment)
+            await service.complete_revert(
+                session, payment, refunded_minor=result.get("amount_refunded_minor", 0)
+            )
         event = service.answer(session, entry, events.REVERTED, events.reverted(payment))
     return Outcome(event, snap.id)

@@ -253,14 +253,19 @@ def complete_release(payment: Payment, transfer: base.TransferView, *, fee_minor
     ledger.post_with(payment, entries.transfer(payment))
 
 
-async def complete_revert(session: AsyncSession, payment: Payment) -> list[Event]:
+async def complete_revert(
+    session: AsyncSession, payment: Payment, *, refunded_minor: int = 0
+) -> list[Event]:
     """REVERTED; authorize commands still waiting (3-D Secure) learn it failed.
 
     The money goes back as the provider moved it: a hold is released; a capture
-    is refunded after the runner's transfer (and the platform's fee) came back.
+    is refunded (`refunded_minor`, payport's own refund) after the runner's
+    transfer (and the platform's fee) came back. The stored refund total adds
+    payport's refund to any made outside it before, as the provider counts it.
     """
     was_pending = payment.payment_status is S.REQUIRES_ACTION
-    returned = entries.revert(payment)
+    returned = entries.revert(payment, refunded_minor=refunded_minor)
+    payment.amount_refunded_minor += refunded_minor
     _move(payment, S.REVERTED)
     ledger.post(session, *returned)
     if was_pending:

@@ -75,6 +75,20 @@ class RefundView:
 
 
 @dataclass(frozen=True, slots=True)
+class ChargeView:
+    """What a charge says about money taken and given back; `refunded` counts only
+    refunds of captured money when `captured` (an uncaptured hold shows as refunded)."""
+
+    id: str
+    amount_minor: int
+    currency: str
+    captured: bool
+    amount_captured: int
+    amount_refunded: int
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class TransferView:
     id: str
     amount_minor: int
@@ -219,6 +233,11 @@ class PaymentProvider(Protocol):
 
     async def retrieve_payment_intent(self, intent_id: str) -> IntentView: ...
 
+    async def find_payment_intent_for_payment(self, payment_id: str) -> IntentView | None:
+        """The newest intent whose metadata names `payment_id`, if any: how a retry finds
+        what its first attempt made once the provider has forgotten the idempotency key."""
+        ...
+
     async def capture_payment_intent(
         self, intent_id: str, *, amount_minor: int | None, idempotency_key: str
     ) -> IntentView: ...
@@ -236,6 +255,10 @@ class PaymentProvider(Protocol):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundView: ...
+
+    async def retrieve_charge(self, charge_id: str) -> ChargeView:
+        """The charge behind an intent: what was captured and refunded in total."""
+        ...
 
     async def create_transfer(
         self,

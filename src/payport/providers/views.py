@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from payport.providers.base import (
+    ChargeView,
     CheckoutSessionView,
     IntentView,
     RefundView,
@@ -58,6 +59,19 @@ def refund_view(refund: Mapping[str, Any]) -> RefundView:
         charge=expandable_id(refund.get("charge")),
         reason=refund.get("reason"),
         raw=refund,
+    )
+
+
+def charge_view(charge: Mapping[str, Any]) -> ChargeView:
+    captured = bool(charge.get("captured"))
+    return ChargeView(
+        id=charge["id"],
+        amount_minor=charge["amount"],
+        currency=charge["currency"],
+        captured=captured,
+        amount_captured=charge.get("amount_captured") or 0,
+        amount_refunded=charge.get("amount_refunded") or 0,
+        raw=charge,
     )
 
 

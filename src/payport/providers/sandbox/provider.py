@@ -23,6 +23,7 @@ from payport.db import Database, utcnow
 from payport.money import MAX_AMOUNT_MINOR, Money, normalize_currency
 from payport.providers.base import (
     AuthorizeRequest,
+    ChargeView,
     CheckoutSessionRequest,
     CheckoutSessionView,
     IntentView,
@@ -45,6 +46,7 @@ from payport.providers.sandbox.objects import (
 )
 from payport.providers.sandbox.store import KeyInUseError, RequestContext, SandboxStore
 from payport.providers.views import (
+    charge_view,
     checkout_session_view,
     intent_view,
     refund_view,
@@ -217,6 +219,14 @@ class SandboxProvider:
         )
         return transfer_view(body)
 
+    async def retrieve_charge(self, charge_id: str) -> ChargeView:
+        await self._simulate_network()
+        async with self._db.read() as session:
+            charge = await SandboxStore(session).get(charge_id, "charge")
+        if charge is None:
+            raise resource_missing("charge", charge_id)
+        return charge_view(charge)
+
     async def retrieve_transfer(self, transfer_id: str) -> TransferView:
         await self._simulate_network()
         async with self._db.read() as session:
@@ -346,6 +356,14 @@ class SandboxProvider:
                 continue  # paid or expired meanwhile
             expired += 1
         return expired
+
+    async def find_payment_intent_for_payment(self, payment_id: str) -> IntentView | None:
+        """A scan of the sandbox's intents (no index by metadata): only retries made after
+        Stripe's idempotency window ask, and the sandbox itself never forgets a key."""
+        await self._simulate_network()
+        async with self._db.read() as session:
+            found = await SandboxStore(session).intents_with_metadata("payment_id", payment_id)
+        return intent_view(found[-1]) if found else None
 
     async def find_payment_intent(self, intent_id: str) -> IntentView | None:
         """Read an intent for the sandbox's own pages: no injected latency or failures."""

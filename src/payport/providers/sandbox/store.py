@@ -43,6 +43,18 @@ class SandboxStore:
         data: JSON = json.loads(row.data)
         return data
 
+    async def intents_with_metadata(self, key: str, value: str) -> list[JSON]:
+        """PaymentIntents whose metadata has `key` = `value`, oldest first."""
+        needle = dumps({key: value})[1:-1]  # `"key":"value"`, as `dumps` writes it
+        rows = await self._session.scalars(
+            select(SandboxObject.data)
+            .where(SandboxObject.object_type == "payment_intent")
+            .where(SandboxObject.data.contains(needle, autoescape=True))
+            .order_by(SandboxObject.created_at, SandboxObject.id)
+        )
+        intents = [json.loads(row) for row in rows]
+        return [pi for pi in intents if (pi.get("metadata") or {}).get(key) == value]
+
     async def add(self, obj: JSON, *, now: datetime) -> None:
         self._session.add(
             SandboxObject(

@@ -29,6 +29,7 @@ from payport.providers.base import (
     REFUND_REASONS,
     STRIPE_API_VERSION,
     AuthorizeRequest,
+    ChargeView,
     CheckoutSessionRequest,
     CheckoutSessionView,
     IntentView,
@@ -40,6 +41,7 @@ from payport.providers.base import (
 from payport.providers.stripe.convert import plain
 from payport.providers.stripe.errors import provider_error
 from payport.providers.views import (
+    charge_view,
     checkout_session_view,
     intent_view,
     refund_view,
@@ -98,6 +100,16 @@ class StripeProvider:
         )
         return intent_view(plain(intent))
 
+    async def find_payment_intent_for_payment(self, payment_id: str) -> IntentView | None:
+        """Stripe's search; its index trails writes by up to about a minute, which is fine for
+        the one caller, a retry made after the 24 h idempotency window."""
+        query = f"metadata['payment_id']:'{_search_literal(payment_id)}'"
+        found = await self._call(
+            "find_payment_intent_for_payment",
+            self._client.v1.payment_intents.search_async({"query": query, "limit": 1}),
+        )
+        return intent_view(plain(found.data[0])) if found.data else None
+
     async def capture_payment_intent(
         self, intent_id: str, *, amount_minor: int | None, idempotency_key: str
     ) -> IntentView:
@@ -150,6 +162,12 @@ class StripeProvider:
             ),
         )
         return refund_view(plain(refund))
+
+    async def retrieve_charge(self, charge_id: str) -> ChargeView:
+        charge = await self._call(
+            "retrieve_charge", self._client.v1.charges.retrieve_async(charge_id)
+        )
+        return charge_view(plain(charge))
 
     async def create_transfer(
         self,
@@ -296,6 +314,11 @@ def checkout_session_params(request: CheckoutSessionRequest) -> SessionCreatePar
         "payment_intent_data": {"metadata": dict(request.metadata)},
         **({"customer_email": request.customer_email} if request.customer_email else {}),
     }
+
+
+def _search_literal(value: str) -> str:
+    """A value inside a single-quoted Stripe search string."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _check_choice(value: str, allowed: frozenset[str], param: str) -> None:
