@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from payport import __version__
+from payport.billing.routes import router as billing_router
 from payport.config import Settings
 from payport.errors import PayportError
 from payport.http import BodySizeLimit, payport_error_handler, validation_error_handler
@@ -84,6 +85,7 @@ def create_app(
     ):
         app.include_router(router)
     app.include_router(ledger_router)
+    app.include_router(billing_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:

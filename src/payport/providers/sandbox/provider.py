@@ -23,6 +23,7 @@ from payport.money import MAX_AMOUNT_MINOR, Money, normalize_currency
 from payport.providers.base import (
     AuthorizeRequest,
     IntentView,
+    OffSessionCharge,
     ProviderError,
     ProviderIdempotencyError,
     ProviderInvalidRequest,
@@ -131,6 +132,14 @@ class SandboxProvider:
             call, lambda ctx: intents.create_payment_intent(ctx, request, currency, method)
         )
         return intent_view(body)
+
+    async def charge_off_session(
+        self, charge: OffSessionCharge, *, idempotency_key: str
+    ) -> IntentView:
+        """A renewal: the saved card is charged and captured with nobody there for 3-D Secure."""
+        return await self.create_payment_intent(
+            charge.as_authorize_request(), idempotency_key=idempotency_key
+        )
 
     async def retrieve_payment_intent(self, intent_id: str) -> IntentView:
         await self._simulate_network()

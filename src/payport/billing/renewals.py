@@ -1,0 +1,478 @@
+"""The billing engine: renewals at period end, charges off-session, dunning.
+
+Each step is its own unit of work, as in the payments core: a transaction
+decides what is due and records the payment attempt; the provider is called
+outside any transaction with the attempt's key (`invoice:{invoice_id}:{n}`),
+so a crash between call and commit repeats the call harmlessly; a second
+transaction applies the answer, with its events and ledger entry.
+
+Time for a subscription is its test clock's frozen time, or the engine's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payport.billing import events
+from payport.billing.clock import Clock, SystemClock, get_test_clock
+from payport.billing.invoices import lines_of, mark_paid, mark_uncollectible, open_invoice
+from payport.billing.models import Invoice, PaymentAttempt, Plan, Subscription
+from payport.billing.periods import period_bounds
+from payport.billing.plans import get_plan
+from payport.billing.states import RENEWING, InvoiceStatus, SubscriptionStatus
+from payport.billing.subscriptions import end_subscription, get_subscription, move, plan_line
+from payport.config import Settings
+from payport.db import Database
+from payport.errors import ProviderUnavailable
+from payport.money import Money
+from payport.providers import base
+from payport.providers.errors import with_retries
+
+log = logging.getLogger(__name__)
+Sub = SubscriptionStatus
+Inv = InvoiceStatus
+_MAX_STEPS = 10_000  # per call: a runaway loop is a bug, not a workload
+
+
+@dataclass(frozen=True, slots=True)
+class _Charge:
+    """An attempt recorded and ready to send to the provider."""
+
+    attempt_id: int
+    key: str
+    request: base.OffSessionCharge
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    intent: base.IntentView | None
+    error: base.ProviderError | None
+
+
+class BillingEngine:
+    def __init__(
+        self,
+        db: Database,
+        provider: base.PaymentProvider,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.provider = provider
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.on_commit = on_commit
+
+    # --- entry points ----------------------------------------------------------------------
+
+    async def run_due(self, *, limit: int = 100) -> int:
+        """The worker's step: settle subscriptions on the engine's clock that have work due."""
+        now = self.clock.now()
+        async with self.db.read() as session:
+            ids = list(await session.scalars(_due_subscriptions(now, clock_id=None, limit=limit)))
+        steps = 0
+        for subscription_id in ids:
+            try:
+                steps += await self.settle(subscription_id, until=now)
+            except ProviderUnavailable:
+                log.warning("billing: provider unavailable subscription_id=%s", subscription_id)
+        return steps
+
+    async def advance_clock(self, clock_id: str, to: datetime) -> int:
+        """Move a test clock to `to`, stopping at every moment something was due on the way,
+        so renewals, retries and cancellations happen in order and at their own time."""
+        steps = 0
+        for _ in range(_MAX_STEPS):
+            moment = await self._next_moment(clock_id, to)
+            if moment is None:
+                break
+            await self._set_clock(clock_id, moment)
+            async with self.db.read() as session:
+                ids = list(await session.scalars(_due_subscriptions(moment, clock_id=clock_id)))
+            for subscription_id in ids:
+                steps += await self.settle(subscription_id, until=moment)
+        else:
+            raise RuntimeError(f"test clock {clock_id} did not settle")
+        await self._set_clock(clock_id, to)
+        return steps
+
+    async def settle(self, subscription_id: str, *, until: datetime) -> int:
+        """Do everything due for one subscription up to `until`, oldest first."""
+        for step in range(_MAX_STEPS):
+            charge = await self._decide(subscription_id, until)
+            if charge is None:
+                return step
+            if charge is _RENEWED:
+                self.on_commit()
+                continue
+            assert isinstance(charge, _Charge)
+            answer = await self._call_provider(charge)
+            await self._apply(charge, answer)
+        raise RuntimeError(f"subscription {subscription_id} did not settle")
+
+    # --- deciding ----------------------------------------------------------------------------
+
+    async def _decide(self, subscription_id: str, until: datetime) -> _Charge | object | None:
+        """One step: resume a pending attempt, renew, or start a due attempt."""
+        async with self.db.transaction() as session:
+            subscription = await get_subscription(session, subscription_id, for_update=True)
+            pending = await _pending_attempt(session, subscription_id)
+            if pending is not None:
+                return await _charge_for(session, subscription, pending)
+            invoice = await _invoice_due(session, subscription_id, until)
+            renew_at = _renewal_due(subscription, until)
+            if invoice is not None and (
+                renew_at is None or (invoice.next_payment_attempt or until) <= renew_at
+            ):
+                attempt = start_attempt(session, subscription, invoice)
+                await session.flush()
+                return await _charge_for(session, subscription, attempt)
+            if renew_at is not None:
+                await renew(session, subscription, at=renew_at)
+                return _RENEWED
+            return None
+
+    async def _next_moment(self, clock_id: str, to: datetime) -> datetime | None:
+        async with self.db.read() as session:
+            ends = await session.scalar(
+                select(func.min(Subscription.current_period_end)).where(
+                    Subscription.test_clock_id == clock_id,
+                    _renews(),
+                    Subscription.current_period_end <= to,
+                )
+            )
+            attempts = await session.scalar(
+                select(func.min(Invoice.next_payment_attempt))
+                .join(Subscription, Subscription.id == Invoice.subscription_id)
+                .where(
+                    Subscription.test_clock_id == clock_id,
+                    Invoice.status == Inv.OPEN.value,
+                    Invoice.next_payment_attempt <= to,
+                )
+            )
+        moments = [m for m in (ends, attempts) if m is not None]
+        return min(moments) if moments else None
+
+    async def _set_clock(self, clock_id: str, moment: datetime) -> None:
+        async with self.db.transaction() as session:
+            clock = await get_test_clock(session, clock_id, for_update=True)
+            if moment > clock.frozen_time:
+                clock.frozen_time = moment
+
+    # --- the provider ------------------------------------------------------------------------
+
+    async def _call_provider(self, charge: _Charge) -> _Answer:
+        try:
+            intent = await with_retries(
+                lambda: self.provider.charge_off_session(charge.request, idempotency_key=charge.key)
+            )
+        except base.ProviderTransientError as exc:
+            # Outcome unknown: the attempt stays pending and is repeated with the same key.
+            raise ProviderUnavailable("payment provider unavailable; will retry") from exc
+        except base.ProviderError as exc:
+            return _Answer(exc.payment_intent, exc)
+        return _Answer(intent, None)
+
+    async def _apply(self, charge: _Charge, answer: _Answer) -> None:
+        async with self.db.transaction() as session:
+            attempt = await session.get(PaymentAttempt, charge.attempt_id, with_for_update=True)
+            assert attempt is not None
+            if attempt.status != "pending":
+                return  # applied by a concurrent run
+            invoice = await session.get(Invoice, attempt.invoice_id, with_for_update=True)
+            assert invoice is not None and invoice.subscription_id is not None
+            subscription = await get_subscription(session, invoice.subscription_id)
+            if answer.intent is not None:
+                attempt.payment_intent_id = answer.intent.id
+            if answer.error is None and answer.intent is not None:
+                attempt.status = "succeeded"
+                await _paid(session, subscription, invoice, attempt)
+            else:
+                assert answer.error is not None
+                attempt.status = "failed"
+                attempt.failure_code = answer.error.code or answer.error.error_type
+                attempt.decline_code = answer.error.decline_code
+                attempt.failure_message = answer.error.message
+                await self._failed(session, subscription, invoice, attempt)
+        self.on_commit()
+
+    # --- dunning -------------------------------------------------------------------------------
+
+    async def _failed(
+        self,
+        session: AsyncSession,
+        subscription: Subscription,
+        invoice: Invoice,
+        attempt: PaymentAttempt,
+    ) -> None:
+        """A declined attempt: past_due and the next retry, or the final action."""
+        status = subscription.subscription_status
+        plan = await get_plan(session, subscription.plan_id)
+        retry_at = await self._retry_time(session, invoice, attempt)
+        live = invoice.invoice_status is Inv.OPEN and status is not Sub.CANCELED
+        if live and status is not Sub.INCOMPLETE:
+            invoice.next_payment_attempt = retry_at
+        events.invoice_event(session, events.INVOICE_PAYMENT_FAILED, invoice, attempt=attempt)
+        if not live or status is Sub.INCOMPLETE:
+            return  # a first payment waits for the customer (a new card), as on Stripe
+        if status in (Sub.ACTIVE, Sub.TRIALING):
+            move(subscription, Sub.PAST_DUE)
+            events.subscription_event(
+                session,
+                events.SUBSCRIPTION_PAST_DUE,
+                subscription,
+                plan,
+                previous_attributes={"status": status.value},
+            )
+        if retry_at is not None:
+            return
+        if self.settings.billing_final_action == "unpaid":
+            if subscription.subscription_status is Sub.PAST_DUE:
+                move(subscription, Sub.UNPAID)
+                events.subscription_event(
+                    session,
+                    events.SUBSCRIPTION_UPDATED,
+                    subscription,
+                    plan,
+                    previous_attributes={"status": Sub.PAST_DUE.value},
+                )
+            return
+        mark_uncollectible(session, invoice, at=attempt.attempted_at)
+        subscription.cancellation_reason = "payment_failed"
+        await end_subscription(session, subscription, plan, at=attempt.attempted_at)
+
+    async def _retry_time(
+        self, session: AsyncSession, invoice: Invoice, attempt: PaymentAttempt
+    ) -> datetime | None:
+        """Retries fall on the configured days after the invoice's first failed attempt.
+
+        Attempts the customer triggered (a new card) do not use up the schedule.
+        """
+        first = await session.scalar(
+            select(func.min(PaymentAttempt.attempted_at)).where(
+                PaymentAttempt.invoice_id == invoice.id, PaymentAttempt.status == "failed"
+            )
+        )
+        first = first or attempt.attempted_at
+        for days in self.settings.billing_retry_days:
+            moment = first + timedelta(days=days)
+            if moment > attempt.attempted_at:
+                return moment
+        return None
+
+
+_RENEWED = object()
+
+
+def _renews() -> ColumnElement[bool]:
+    return or_(
+        Subscription.status.in_([s.value for s in RENEWING]),
+        and_(
+            Subscription.cancel_at_period_end.is_(True),
+            Subscription.status != Sub.CANCELED.value,
+        ),
+    )
+
+
+def _due_subscriptions(
+    now: datetime, *, clock_id: str | None, limit: int | None = None
+) -> Select[str]:
+    on_clock = (
+        Subscription.test_clock_id.is_(None)
+        if clock_id is None
+        else Subscription.test_clock_id == clock_id
+    )
+    invoice_due = exists().where(
+        Invoice.subscription_id == Subscription.id,
+        Invoice.status == Inv.OPEN.value,
+        Invoice.next_payment_attempt <= now,
+    )
+    attempt_pending = exists().where(
+        PaymentAttempt.invoice_id == Invoice.id,
+        Invoice.subscription_id == Subscription.id,
+        PaymentAttempt.status == "pending",
+    )
+    query = (
+        select(Subscription.id)
+        .where(
+            on_clock,
+            or_(
+                and_(_renews(), Subscription.current_period_end <= now),
+                invoice_due,
+                attempt_pending,
+            ),
+        )
+        .order_by(Subscription.current_period_end, Subscription.id)
+    )
+    return query.limit(limit) if limit is not None else query
+
+
+def _renewal_due(subscription: Subscription, until: datetime) -> datetime | None:
+    status = subscription.subscription_status
+    ending = subscription.cancel_at_period_end and status is not Sub.CANCELED
+    renews = status in RENEWING or ending
+    if renews and subscription.current_period_end <= until:
+        return subscription.current_period_end
+    return None
+
+
+async def _pending_attempt(session: AsyncSession, subscription_id: str) -> PaymentAttempt | None:
+    return await session.scalar(
+        select(PaymentAttempt)
+        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
+        .where(Invoice.subscription_id == subscription_id, PaymentAttempt.status == "pending")
+        .order_by(PaymentAttempt.id)
+        .limit(1)
+    )
+
+
+async def _invoice_due(
+    session: AsyncSession, subscription_id: str, until: datetime
+) -> Invoice | None:
+    return await session.scalar(
+        select(Invoice)
+        .where(
+            Invoice.subscription_id == subscription_id,
+            Invoice.status == Inv.OPEN.value,
+            Invoice.next_payment_attempt <= until,
+        )
+        .order_by(Invoice.next_payment_attempt, Invoice.id)
+        .limit(1)
+        .with_for_update()
+    )
+
+
+def start_attempt(
+    session: AsyncSession, subscription: Subscription, invoice: Invoice
+) -> PaymentAttempt:
+    """Record the attempt before calling the provider: its number fixes the idempotency key."""
+    assert invoice.next_payment_attempt is not None
+    invoice.attempt_count += 1
+    number = invoice.attempt_count
+    attempt = PaymentAttempt(
+        invoice_id=invoice.id,
+        number=number,
+        idempotency_key=f"invoice:{invoice.id}:{number}",
+        status="pending",
+        amount_minor=invoice.amount_due_minor,
+        currency=invoice.currency,
+        payment_method_id=subscription.payment_method_id,
+        attempted_at=invoice.next_payment_attempt,
+    )
+    invoice.next_payment_attempt = None
+    session.add(attempt)
+    return attempt
+
+
+async def _charge_for(
+    session: AsyncSession, subscription: Subscription, attempt: PaymentAttempt
+) -> _Charge:
+    invoice = await session.get(Invoice, attempt.invoice_id)
+    assert invoice is not None
+    request = base.OffSessionCharge(
+        amount=Money(attempt.amount_minor, attempt.currency),
+        payment_method=attempt.payment_method_id or "",
+        customer=subscription.provider_customer_id,
+        description=f"Invoice {invoice.number}",
+        metadata={
+            "invoice_id": invoice.id,
+            "subscription_id": subscription.id,
+            "attempt": str(attempt.number),
+        },
+    )
+    return _Charge(attempt.id, attempt.idempotency_key, request)
+
+
+async def _paid(
+    session: AsyncSession,
+    subscription: Subscription,
+    invoice: Invoice,
+    attempt: PaymentAttempt,
+) -> None:
+    """Collected: the invoice is paid (even if the subscription was canceled meanwhile);
+    a subscription waiting on it becomes active."""
+    if invoice.invoice_status not in (Inv.OPEN, Inv.UNCOLLECTIBLE):
+        log.warning("billing: charge succeeded on a %s invoice %s", invoice.status, invoice.id)
+        return
+    mark_paid(
+        session,
+        invoice,
+        await lines_of(session, invoice.id),
+        at=attempt.attempted_at,
+        payment_intent_id=attempt.payment_intent_id,
+    )
+    status = subscription.subscription_status
+    if status in (Sub.INCOMPLETE, Sub.PAST_DUE, Sub.UNPAID, Sub.TRIALING):
+        still_open = await session.scalar(
+            select(func.count(Invoice.id)).where(
+                Invoice.subscription_id == subscription.id,
+                Invoice.status == Inv.OPEN.value,
+                Invoice.id != invoice.id,
+            )
+        )
+        if not still_open:
+            plan = await get_plan(session, subscription.plan_id)
+            move(subscription, Sub.ACTIVE)
+            events.subscription_event(
+                session,
+                events.SUBSCRIPTION_UPDATED,
+                subscription,
+                plan,
+                previous_attributes={"status": status.value},
+            )
+
+
+async def renew(session: AsyncSession, subscription: Subscription, *, at: datetime) -> None:
+    """Period end: cancel if asked to, else start the next period and invoice it."""
+    plan = await get_plan(session, subscription.plan_id)
+    if subscription.cancel_at_period_end:
+        await end_subscription(session, subscription, plan, at=at)
+        return
+    index = subscription.period_index + 1
+    period = period_bounds(subscription.billing_cycle_anchor, plan.cycle, index)
+    subscription.period_index = index
+    subscription.current_period_start, subscription.current_period_end = period
+    events.subscription_event(session, events.SUBSCRIPTION_RENEWED, subscription, plan)
+    await open_invoice(
+        session,
+        subscription,
+        reason="subscription_cycle",
+        currency=plan.currency,
+        issued_at=at,
+        new_lines=[plan_line(plan, subscription.quantity, period)],
+        period=period,
+        cycle_key=f"{subscription.id}:{index}",
+        collect=subscription.payment_method_id is not None,
+    )
+    if subscription.subscription_status is Sub.TRIALING:
+        await _end_trial(session, subscription, plan)
+
+
+async def _end_trial(session: AsyncSession, subscription: Subscription, plan: Plan) -> None:
+    """The first paid period began: active once its invoice is paid (nothing due, or a
+    charge later); past_due at once when there is no card to charge."""
+    invoice = await session.get(Invoice, subscription.latest_invoice_id)
+    if invoice is None:
+        return
+    if invoice.status == Inv.PAID.value:
+        target = Sub.ACTIVE
+    elif subscription.payment_method_id is None:
+        target = Sub.PAST_DUE
+    else:
+        return
+    previous = move(subscription, target)
+    events.subscription_event(
+        session,
+        events.SUBSCRIPTION_UPDATED if target is Sub.ACTIVE else events.SUBSCRIPTION_PAST_DUE,
+        subscription,
+        plan,
+        previous_attributes={"status": previous.value},
+    )
