@@ -158,7 +158,17 @@ class BillingEngine:
                     Invoice.next_payment_attempt <= to,
                 )
             )
-        moments = [m for m in (ends, attempts) if m is not None]
+            interrupted = await session.scalar(
+                select(func.min(PaymentAttempt.attempted_at))
+                .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
+                .join(Subscription, Subscription.id == Invoice.subscription_id)
+                .where(
+                    Subscription.test_clock_id == clock_id,
+                    PaymentAttempt.status == "pending",
+                    PaymentAttempt.attempted_at <= to,
+                )
+            )
+        moments = [m for m in (ends, attempts, interrupted) if m is not None]
         return min(moments) if moments else None
 
     async def _set_clock(self, clock_id: str, moment: datetime) -> None:

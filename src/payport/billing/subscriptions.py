@@ -103,6 +103,7 @@ async def create_subscription(
         subscription.current_period_start, subscription.current_period_end = now, trial_end
         session.add(subscription)
         await session.flush()
+        events.subscription_event(session, events.SUBSCRIPTION_CREATED, subscription, plan)
     else:
         period = period_bounds(now, plan.cycle, 0)
         subscription.status = Sub.INCOMPLETE.value
@@ -111,6 +112,7 @@ async def create_subscription(
         subscription.current_period_start, subscription.current_period_end = period
         session.add(subscription)
         await session.flush()
+        events.subscription_event(session, events.SUBSCRIPTION_CREATED, subscription, plan)
         invoice = await open_invoice(
             session,
             subscription,
@@ -124,7 +126,13 @@ async def create_subscription(
         )
         if invoice.status == "paid":
             move(subscription, Sub.ACTIVE)
-    events.subscription_event(session, events.SUBSCRIPTION_CREATED, subscription, plan)
+            events.subscription_event(
+                session,
+                events.SUBSCRIPTION_UPDATED,
+                subscription,
+                plan,
+                previous_attributes={"status": Sub.INCOMPLETE.value},
+            )
     return subscription
 
 
