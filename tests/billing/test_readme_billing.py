@@ -12,11 +12,8 @@ README = ROOT / "README.md"
 
 
 def billing_walkthrough() -> str:
-    block = re.search(
-        r"<!-- billing-walkthrough:start -->\s*```bash\n(.*?)```\s*<!-- billing-walkthrough:end -->",
-        README.read_text(),
-        re.S,
-    )
+    start, end = "<!-- billing-walkthrough:start -->", "<!-- billing-walkthrough:end -->"
+    block = re.search(rf"{start}\s*```bash\n(.*?)```\s*{end}", README.read_text(), re.S)
     assert block, "README lost its billing walkthrough block"
     return block.group(1)
 
