@@ -14,18 +14,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payport.billing import events
+from payport.billing import events, repository
 from payport.billing.clock import Clock, SystemClock, get_test_clock
-from payport.billing.invoices import lines_of, mark_paid, mark_uncollectible, open_invoice
+from payport.billing.dunning import record_failure, record_payment
+from payport.billing.invoices import open_invoice
 from payport.billing.models import Invoice, PaymentAttempt, Plan, Subscription
 from payport.billing.periods import period_bounds
 from payport.billing.plans import get_plan
-from payport.billing.states import RENEWING, InvoiceStatus, SubscriptionStatus
+from payport.billing.states import InvoiceStatus, SubscriptionStatus
 from payport.billing.subscriptions import end_subscription, get_subscription, move, plan_line
 from payport.config import Settings
 from payport.db import Database
@@ -77,7 +78,9 @@ class BillingEngine:
         """The worker's step: settle subscriptions on the engine's clock that have work due."""
         now = self.clock.now()
         async with self.db.read() as session:
-            ids = list(await session.scalars(_due_subscriptions(now, clock_id=None, limit=limit)))
+            ids = list(
+                await session.scalars(repository.due_subscriptions(now, clock_id=None, limit=limit))
+            )
         steps = 0
         for subscription_id in ids:
             try:
@@ -96,7 +99,9 @@ class BillingEngine:
                 break
             await self._set_clock(clock_id, moment)
             async with self.db.read() as session:
-                ids = list(await session.scalars(_due_subscriptions(moment, clock_id=clock_id)))
+                ids = list(
+                    await session.scalars(repository.due_subscriptions(moment, clock_id=clock_id))
+                )
             for subscription_id in ids:
                 steps += await self.settle(subscription_id, until=moment)
         else:
@@ -124,11 +129,11 @@ class BillingEngine:
         """One step: resume a pending attempt, renew, or start a due attempt."""
         async with self.db.transaction() as session:
             subscription = await get_subscription(session, subscription_id, for_update=True)
-            pending = await _pending_attempt(session, subscription_id)
+            pending = await repository.pending_attempt(session, subscription_id)
             if pending is not None:
                 return await _charge_for(session, subscription, pending)
-            invoice = await _invoice_due(session, subscription_id, until)
-            renew_at = _renewal_due(subscription, until)
+            invoice = await repository.invoice_due(session, subscription_id, until)
+            renew_at = repository.renewal_due(subscription, until)
             if invoice is not None and (
                 renew_at is None or (invoice.next_payment_attempt or until) <= renew_at
             ):
@@ -145,7 +150,7 @@ class BillingEngine:
             ends = await session.scalar(
                 select(func.min(Subscription.current_period_end)).where(
                     Subscription.test_clock_id == clock_id,
-                    _renews(),
+                    repository.renews(),
                     Subscription.current_period_end <= to,
                 )
             )
@@ -204,160 +209,22 @@ class BillingEngine:
                 attempt.payment_intent_id = answer.intent.id
             if answer.error is None and answer.intent is not None:
                 attempt.status = "succeeded"
-                await _paid(session, subscription, invoice, attempt)
+                await record_payment(session, subscription, invoice, attempt)
             else:
                 assert answer.error is not None
                 attempt.status = "failed"
                 attempt.failure_code = answer.error.code or answer.error.error_type
                 attempt.decline_code = answer.error.decline_code
                 attempt.failure_message = answer.error.message
-                await self._failed(session, subscription, invoice, attempt)
+                await record_failure(
+                    session, subscription, invoice, attempt, settings=self.settings
+                )
         self.on_commit()
 
     # --- dunning -------------------------------------------------------------------------------
 
-    async def _failed(
-        self,
-        session: AsyncSession,
-        subscription: Subscription,
-        invoice: Invoice,
-        attempt: PaymentAttempt,
-    ) -> None:
-        """A declined attempt: past_due and the next retry, or the final action."""
-        status = subscription.subscription_status
-        plan = await get_plan(session, subscription.plan_id)
-        retry_at = await self._retry_time(session, invoice, attempt)
-        live = invoice.invoice_status is Inv.OPEN and status is not Sub.CANCELED
-        if live and status is not Sub.INCOMPLETE:
-            invoice.next_payment_attempt = retry_at
-        events.invoice_event(session, events.INVOICE_PAYMENT_FAILED, invoice, attempt=attempt)
-        if not live or status is Sub.INCOMPLETE:
-            return  # a first payment waits for the customer (a new card), as on Stripe
-        if status in (Sub.ACTIVE, Sub.TRIALING):
-            move(subscription, Sub.PAST_DUE)
-            events.subscription_event(
-                session,
-                events.SUBSCRIPTION_PAST_DUE,
-                subscription,
-                plan,
-                previous_attributes={"status": status.value},
-            )
-        if retry_at is not None:
-            return
-        if self.settings.billing_final_action == "unpaid":
-            if subscription.subscription_status is Sub.PAST_DUE:
-                move(subscription, Sub.UNPAID)
-                events.subscription_event(
-                    session,
-                    events.SUBSCRIPTION_UPDATED,
-                    subscription,
-                    plan,
-                    previous_attributes={"status": Sub.PAST_DUE.value},
-                )
-            return
-        mark_uncollectible(session, invoice, at=attempt.attempted_at)
-        subscription.cancellation_reason = "payment_failed"
-        await end_subscription(session, subscription, plan, at=attempt.attempted_at)
-
-    async def _retry_time(
-        self, session: AsyncSession, invoice: Invoice, attempt: PaymentAttempt
-    ) -> datetime | None:
-        """Retries fall on the configured days after the invoice's first failed attempt.
-
-        Attempts the customer triggered (a new card) do not use up the schedule.
-        """
-        first = await session.scalar(
-            select(func.min(PaymentAttempt.attempted_at)).where(
-                PaymentAttempt.invoice_id == invoice.id, PaymentAttempt.status == "failed"
-            )
-        )
-        first = first or attempt.attempted_at
-        for days in self.settings.billing_retry_days:
-            moment = first + timedelta(days=days)
-            if moment > attempt.attempted_at:
-                return moment
-        return None
-
 
 _RENEWED = object()
-
-
-def _renews() -> ColumnElement[bool]:
-    return or_(
-        Subscription.status.in_([s.value for s in RENEWING]),
-        and_(
-            Subscription.cancel_at_period_end.is_(True),
-            Subscription.status != Sub.CANCELED.value,
-        ),
-    )
-
-
-def _due_subscriptions(
-    now: datetime, *, clock_id: str | None, limit: int | None = None
-) -> Select[str]:
-    on_clock = (
-        Subscription.test_clock_id.is_(None)
-        if clock_id is None
-        else Subscription.test_clock_id == clock_id
-    )
-    invoice_due = exists().where(
-        Invoice.subscription_id == Subscription.id,
-        Invoice.status == Inv.OPEN.value,
-        Invoice.next_payment_attempt <= now,
-    )
-    attempt_pending = exists().where(
-        PaymentAttempt.invoice_id == Invoice.id,
-        Invoice.subscription_id == Subscription.id,
-        PaymentAttempt.status == "pending",
-    )
-    query = (
-        select(Subscription.id)
-        .where(
-            on_clock,
-            or_(
-                and_(_renews(), Subscription.current_period_end <= now),
-                invoice_due,
-                attempt_pending,
-            ),
-        )
-        .order_by(Subscription.current_period_end, Subscription.id)
-    )
-    return query.limit(limit) if limit is not None else query
-
-
-def _renewal_due(subscription: Subscription, until: datetime) -> datetime | None:
-    status = subscription.subscription_status
-    ending = subscription.cancel_at_period_end and status is not Sub.CANCELED
-    renews = status in RENEWING or ending
-    if renews and subscription.current_period_end <= until:
-        return subscription.current_period_end
-    return None
-
-
-async def _pending_attempt(session: AsyncSession, subscription_id: str) -> PaymentAttempt | None:
-    return await session.scalar(
-        select(PaymentAttempt)
-        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
-        .where(Invoice.subscription_id == subscription_id, PaymentAttempt.status == "pending")
-        .order_by(PaymentAttempt.id)
-        .limit(1)
-    )
-
-
-async def _invoice_due(
-    session: AsyncSession, subscription_id: str, until: datetime
-) -> Invoice | None:
-    return await session.scalar(
-        select(Invoice)
-        .where(
-            Invoice.subscription_id == subscription_id,
-            Invoice.status == Inv.OPEN.value,
-            Invoice.next_payment_attempt <= until,
-        )
-        .order_by(Invoice.next_payment_attempt, Invoice.id)
-        .limit(1)
-        .with_for_update()
-    )
 
 
 def start_attempt(
@@ -399,45 +266,6 @@ async def _charge_for(
         },
     )
     return _Charge(attempt.id, attempt.idempotency_key, request)
-
-
-async def _paid(
-    session: AsyncSession,
-    subscription: Subscription,
-    invoice: Invoice,
-    attempt: PaymentAttempt,
-) -> None:
-    """Collected: the invoice is paid (even if the subscription was canceled meanwhile);
-    a subscription waiting on it becomes active."""
-    if invoice.invoice_status not in (Inv.OPEN, Inv.UNCOLLECTIBLE):
-        log.warning("billing: charge succeeded on a %s invoice %s", invoice.status, invoice.id)
-        return
-    mark_paid(
-        session,
-        invoice,
-        await lines_of(session, invoice.id),
-        at=attempt.attempted_at,
-        payment_intent_id=attempt.payment_intent_id,
-    )
-    status = subscription.subscription_status
-    if status in (Sub.INCOMPLETE, Sub.PAST_DUE, Sub.UNPAID, Sub.TRIALING):
-        still_open = await session.scalar(
-            select(func.count(Invoice.id)).where(
-                Invoice.subscription_id == subscription.id,
-                Invoice.status == Inv.OPEN.value,
-                Invoice.id != invoice.id,
-            )
-        )
-        if not still_open:
-            plan = await get_plan(session, subscription.plan_id)
-            move(subscription, Sub.ACTIVE)
-            events.subscription_event(
-                session,
-                events.SUBSCRIPTION_UPDATED,
-                subscription,
-                plan,
-                previous_attributes={"status": status.value},
-            )
 
 
 async def renew(session: AsyncSession, subscription: Subscription, *, at: datetime) -> None:
