@@ -188,3 +188,49 @@ async def test_a_trial_charges_nothing_until_it_ends(billing: Billing) -> None:
         "2026-02-28T12:00:00Z",
     )
     assert sub["latest_invoice"]["amount_paid_minor"] == 3000
+
+
+async def test_plans_bill_in_their_own_currency_and_minor_unit(billing: Billing) -> None:
+    yen = await billing.plan(plan_id="yen", price=1200, currency="jpy")
+    dinar = await billing.plan(plan_id="dinar", price="4.250", currency="kwd")
+    assert (yen["price_minor"], dinar["price_minor"]) == (1200, 4250)
+    clock = await billing.clock()
+    await billing.subscribe("yen", test_clock=clock)
+    await billing.subscribe("dinar", test_clock=clock, user_id="user_bob")
+    await billing.advance(clock, START + 31 * DAY)
+    assert await billing.balance("customer:user_ada", "jpy") == -2400
+    assert await billing.balance("customer:user_bob", "kwd") == -8500
+    assert await billing.balance("billing_revenue", "jpy") == 2400
+    assert await billing.balance("billing_revenue", "kwd") == 8500
+    await billing.assert_ledger_adds_up()
+
+
+async def test_a_charge_too_large_for_one_payment_is_refused_naming_quantity(
+    billing: Billing,
+) -> None:
+    plan = await billing.plan(price_minor=50_000_000)
+    response = await billing.client.post(
+        "/api/v1/subscriptions", json={"user_id": "u", "plan_id": plan["plan_id"], "quantity": 2}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "quantity"
+
+
+async def test_every_attempt_is_published_with_its_outcome(billing: Billing) -> None:
+    plan = await billing.plan(price_minor=3000)
+    clock = await billing.clock()
+    sub_id = (await billing.subscribe(plan["plan_id"], test_clock=clock))["subscription_id"]
+    await billing.update(sub_id, payment_method_id="pm_card_chargeDeclined")
+    await billing.advance(clock, START + 31 * DAY)
+    await billing.update(sub_id, payment_method_id="pm_card_visa")
+    await billing.harness.drain()
+    attempts = [
+        (e["type"], e["payload"]["attempt"]["number"], e["payload"]["attempt"]["status"])
+        for e in await billing.harness.all_events()
+        if "attempt" in e["payload"]
+    ]
+    assert attempts == [
+        ("invoice.paid", 1, "succeeded"),
+        ("invoice.payment_failed", 1, "failed"),
+        ("invoice.paid", 2, "succeeded"),
+    ]

@@ -103,3 +103,26 @@ async def test_a_subscription_without_a_card_waits_for_one(billing: Billing) -> 
     assert sub["latest_invoice"]["attempt_count"] == 0
     sub = await billing.update(sub["subscription_id"], payment_method_id="pm_card_visa")
     assert sub["status"] == "active"
+
+
+async def test_a_provider_outage_leaves_the_attempt_pending_for_the_next_run(
+    database_url: str,
+) -> None:
+    """The sandbox's own failure injection (PAYPORT_SANDBOX_FAILURE_RATE) stands in for an
+    outage: every call fails transiently, so the outcome of the charge is unknown."""
+    async with Harness.started(database_url, PAYPORT_SANDBOX_FAILURE_RATE="1.0") as harness:
+        billing = Billing(harness)
+        plan = await billing.plan(price_minor=3000)
+        clock = await billing.clock()
+        sub = await billing.subscribe(plan["plan_id"], test_clock=clock)
+        assert sub["status"] == "incomplete"  # the change committed; the charge is pending
+        invoice = (await billing.invoices(sub["subscription_id"]))[0]
+        assert [a["status"] for a in invoice["attempts"]] == ["pending"]
+
+        provider = harness.runtime.provider
+        provider._failure_rate = 0.0  # type: ignore[attr-defined]  # the outage ends
+        await billing.advance(clock, START + timedelta(hours=1))
+        sub = await billing.subscription(sub["subscription_id"])
+        assert (sub["status"], sub["latest_invoice"]["status"]) == ("active", "paid")
+        invoice = (await billing.invoices(sub["subscription_id"]))[0]
+        assert [a["status"] for a in invoice["attempts"]] == ["succeeded"]  # same attempt, key

@@ -39,6 +39,7 @@ async def record_payment(
         await lines_of(session, invoice.id),
         at=attempt.attempted_at,
         payment_intent_id=attempt.payment_intent_id,
+        attempt=attempt,
     )
     status = subscription.subscription_status
     if status in (Sub.INCOMPLETE, Sub.PAST_DUE, Sub.UNPAID, Sub.TRIALING):

@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events
 from payport.billing.clock import new_id
-from payport.billing.models import Invoice, InvoiceLine, InvoiceSequence, Subscription
+from payport.billing.models import (
+    Invoice,
+    InvoiceLine,
+    InvoiceSequence,
+    PaymentAttempt,
+    Subscription,
+)
 from payport.billing.states import InvoiceStatus, check_invoice_move
 from payport.ledger import accounts
 from payport.ledger import service as ledger
@@ -160,6 +166,7 @@ def mark_paid(
     *,
     at: datetime,
     payment_intent_id: str | None,
+    attempt: PaymentAttempt | None = None,
 ) -> None:
     """Paid: the amount due collected (or nothing was due); the ledger entry posts with it."""
     invoice.status = check_invoice_move(invoice.invoice_status, Inv.PAID).value
@@ -178,7 +185,7 @@ def mark_paid(
             balance_change_minor=invoice.ending_balance_minor - invoice.starting_balance_minor,
         ),
     )
-    events.invoice_event(session, events.INVOICE_PAID, invoice)
+    events.invoice_event(session, events.INVOICE_PAID, invoice, attempt=attempt)
 
 
 def mark_uncollectible(session: AsyncSession, invoice: Invoice, *, at: datetime) -> None:

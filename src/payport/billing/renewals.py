@@ -198,13 +198,16 @@ class BillingEngine:
 
     async def _apply(self, charge: _Charge, answer: _Answer) -> None:
         async with self.db.transaction() as session:
-            attempt = await session.get(PaymentAttempt, charge.attempt_id, with_for_update=True)
+            attempt = await session.get(PaymentAttempt, charge.attempt_id)
             assert attempt is not None
+            invoice = await session.get(Invoice, attempt.invoice_id)
+            assert invoice is not None and invoice.subscription_id is not None
+            # Locks in the order every billing transaction takes them: subscription first.
+            subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
+            await session.refresh(invoice, with_for_update=True)
+            await session.refresh(attempt, with_for_update=True)
             if attempt.status != "pending":
                 return  # applied by a concurrent run
-            invoice = await session.get(Invoice, attempt.invoice_id, with_for_update=True)
-            assert invoice is not None and invoice.subscription_id is not None
-            subscription = await get_subscription(session, invoice.subscription_id)
             if answer.intent is not None:
                 attempt.payment_intent_id = answer.intent.id
             if answer.error is None and answer.intent is not None:

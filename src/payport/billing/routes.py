@@ -7,6 +7,7 @@ always_invoice proration, a retry on a new card) is charged before answering.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -34,11 +35,12 @@ from payport.billing.schemas import (
     parse_body,
 )
 from payport.billing.views import clock_view, invoice_view, plan_view, subscription_view
-from payport.errors import NotFound
+from payport.errors import NotFound, ProviderUnavailable
 from payport.http import FastJSONResponse, RuntimeDep
 from payport.providers.sandbox import SandboxProvider
 from payport.runtime import Runtime
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 _MAX_ADVANCE = timedelta(days=2 * 366)
 
@@ -127,7 +129,11 @@ async def _answer(
 ) -> JSONResponse:
     """Charge what the change made due, then show the subscription as it is now."""
     runtime.outbox_ready.notify()
-    await _engine(runtime).settle(subscription_id, until=until)
+    try:
+        await _engine(runtime).settle(subscription_id, until=until)
+    except ProviderUnavailable:
+        # The change is committed; the attempt stays pending and the next run repeats it.
+        log.warning("billing: provider unavailable subscription_id=%s", subscription_id)
     async with runtime.db.read() as session:
         subscription = await subscriptions.get_subscription(session, subscription_id)
         body = await _subscription_body(session, subscription)

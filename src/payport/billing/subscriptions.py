@@ -27,6 +27,7 @@ from payport.billing.schemas import (
 )
 from payport.billing.states import SubscriptionStatus, check_subscription_move
 from payport.errors import InvalidStatus, NotFound
+from payport.money import MAX_AMOUNT_MINOR
 
 Sub = SubscriptionStatus
 # Prorations credit time that was paid for; nothing was paid in these states.
@@ -58,6 +59,15 @@ async def subscriptions_of(session: AsyncSession, user_id: str) -> list[Subscrip
     return list(rows)
 
 
+def check_chargeable(plan: Plan, quantity: int) -> None:
+    """A period's charge must fit in one PaymentIntent (Stripe: at most eight digits)."""
+    if plan.amount_minor * quantity > MAX_AMOUNT_MINOR:
+        raise InvalidRequest(
+            f"{quantity} x {plan.amount_minor} exceeds the largest charge ({MAX_AMOUNT_MINOR})",
+            field="quantity",
+        )
+
+
 def plan_line(plan: Plan, quantity: int, period: tuple[datetime, datetime]) -> InvoiceLine:
     return InvoiceLine(
         kind="plan",
@@ -82,6 +92,7 @@ async def create_subscription(
     now = clock.now()
     if body.test_clock is not None:
         now = (await get_test_clock(session, body.test_clock)).frozen_time
+    check_chargeable(plan, body.quantity)
     trial_days = plan.trial_days if body.trial_days is None else body.trial_days
     subscription = Subscription(
         id=new_id("sub_"),
@@ -158,6 +169,7 @@ async def update_subscription(
         plan = await _replacement_plan(session, old_plan, body.plan_id)
     quantity = body.quantity if body.quantity is not None else subscription.quantity
     changed: dict[str, object] = {}
+    check_chargeable(plan, quantity)
     if plan is not old_plan or quantity != subscription.quantity:
         changed |= {"plan_id": old_plan.id, "quantity": subscription.quantity}
         await _change_price(session, subscription, old_plan, plan, quantity, body, now=now)
