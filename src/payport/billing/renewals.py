@@ -194,6 +194,9 @@ class BillingEngine:
             raise ProviderUnavailable("payment provider unavailable; will retry") from exc
         except base.ProviderError as exc:
             return _Answer(exc.payment_intent, exc)
+        if intent.status != base.PI_SUCCEEDED:
+            # Off-session there is nobody to finish it (3-D Secure, a pending method): not paid.
+            return _Answer(intent, _not_collected(intent))
         return _Answer(intent, None)
 
     async def _apply(self, charge: _Charge, answer: _Answer) -> None:
@@ -228,6 +231,15 @@ class BillingEngine:
 
 
 _RENEWED = object()
+
+
+def _not_collected(intent: base.IntentView) -> base.ProviderError:
+    return base.ProviderError(
+        intent.last_error_message or f"the payment intent is {intent.status}",
+        code=intent.last_error_code or f"payment_intent_{intent.status}",
+        decline_code=intent.last_decline_code,
+        payment_intent=intent,
+    )
 
 
 def start_attempt(
