@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from payport.billing.clock import FixedClock
@@ -126,3 +127,24 @@ async def test_a_provider_outage_leaves_the_attempt_pending_for_the_next_run(
         assert (sub["status"], sub["latest_invoice"]["status"]) == ("active", "paid")
         invoice = (await billing.invoices(sub["subscription_id"]))[0]
         assert [a["status"] for a in invoice["attempts"]] == ["succeeded"]  # same attempt, key
+
+
+async def test_the_running_worker_renews_on_its_own(database_url: str) -> None:
+    """`payport serve`'s loops, started as they are in production (with their lease)."""
+    async with Harness.started(database_url, PAYPORT_BILLING_INTERVAL="1") as harness:
+        clock = FixedClock(START)
+        harness.runtime.billing.clock = clock
+        billing = Billing(harness)
+        plan = await billing.plan(price_minor=3000)
+        sub_id = (await billing.subscribe(plan["plan_id"]))["subscription_id"]
+        clock.moment = START + 31 * DAY
+        harness.runtime.start_worker()
+        for _ in range(100):
+            invoices = await billing.invoices(sub_id)
+            if len(invoices) == 2 and invoices[-1]["status"] == "paid":
+                break
+            await asyncio.sleep(0.1)
+        assert [i["status"] for i in invoices] == ["paid", "paid"]
+        assert (await billing.subscription(sub_id))["current_period_end"] == (
+            "2026-03-15T12:00:00Z"
+        )
