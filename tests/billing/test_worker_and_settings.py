@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from payport.billing.clock import FixedClock
 from payport.billing.renewals import BillingEngine
+from payport.config import ConfigError, load_settings
 from tests.billing.helpers import START, Billing
 from tests.harness import Harness
 
@@ -148,3 +151,21 @@ async def test_the_running_worker_renews_on_its_own(database_url: str) -> None:
         assert (await billing.subscription(sub_id))["current_period_end"] == (
             "2026-03-15T12:00:00Z"
         )
+
+
+@pytest.mark.parametrize("value", ["3,1", "0", "1,1", "soon"])
+def test_a_bad_retry_schedule_stops_start_up_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(BILLING_DUNNING_RETRY_DAYS=value)
+    assert raised.value.variable == "BILLING_DUNNING_RETRY_DAYS"
+
+
+def test_the_retry_schedule_and_final_action_are_read_from_the_environment() -> None:
+    settings = load_settings(
+        BILLING_DUNNING_RETRY_DAYS="2,4,8", BILLING_DUNNING_FINAL_ACTION="unpaid"
+    )
+    assert (settings.billing_retry_days, settings.billing_final_action) == ([2, 4, 8], "unpaid")
+    assert load_settings(BILLING_DUNNING_RETRY_DAYS="").billing_retry_days == []
+    with pytest.raises(ConfigError) as raised:
+        load_settings(BILLING_DUNNING_FINAL_ACTION="delete")
+    assert raised.value.variable == "BILLING_DUNNING_FINAL_ACTION"
