@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.billing.helpers import START, Billing
+from tests.ledger.test_check import ledger_check_cli
 
 
 def at(month: int, day: int, year: int = 2026) -> datetime:
@@ -77,6 +78,9 @@ async def test_a_year_of_renewals_with_declines_in_between(billing: Billing) -> 
     assert await billing.balance("billing_revenue") == 9000 + 15000 + 2710 + 48000
     assert await billing.balance("proration_credits") == -1355
     await billing.assert_ledger_adds_up()
+    status, output = await ledger_check_cli(billing.harness, "--provider")
+    assert status == 0, output
+    assert "ledger check OK" in output
 
     types = await billing.event_types()
     assert types.count("invoice.paid") == 13 + 3
