@@ -33,7 +33,7 @@ async def record_payment(
     if invoice.invoice_status not in (Inv.OPEN, Inv.UNCOLLECTIBLE):
         log.warning("billing: charge succeeded on a %s invoice %s", invoice.status, invoice.id)
         return
-    mark_paid(
+    await mark_paid(
         session,
         invoice,
         await lines_of(session, invoice.id),

@@ -8,11 +8,12 @@ the currency's minimum charge is carried to the balance instead of charged.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,7 @@ from payport.ledger.models import LedgerBalance
 from payport.money import minimum_charge_minor
 
 Inv = InvoiceStatus
+_ADVISORY_SPACE = 7207  # pg_advisory_xact_lock(space, key): billing's own key space
 
 
 async def next_number(session: AsyncSession, issued_at: datetime) -> str:
@@ -67,8 +69,20 @@ async def lines_of(session: AsyncSession, invoice_id: str) -> list[InvoiceLine]:
     return list(rows)
 
 
+async def lock_balance(session: AsyncSession, user_id: str, currency: str) -> None:
+    """Serialize the transactions that use or move one customer's balance (PostgreSQL; on
+    SQLite every write transaction is serialized already). Held until commit, when the
+    ledger writes the balance, so two invoices cannot both spend the same credit."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = zlib.crc32(f"billing-balance:{user_id}:{currency}".encode())
+    await session.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), {
+        "space": _ADVISORY_SPACE, "key": key - 2**31})  # fmt: skip
+
+
 async def available_balance(session: AsyncSession, user_id: str, currency: str) -> int:
     """The customer's balance as the ledger has it, less what open invoices already claimed."""
+    await lock_balance(session, user_id, currency)
     code = accounts.customer_credit(user_id).code
     posted = await session.scalar(
         select(func.coalesce(func.sum(LedgerBalance.balance_minor), 0)).where(
@@ -153,13 +167,13 @@ async def open_invoice(
     subscription.latest_invoice_id = invoice.id
     events.invoice_event(session, events.INVOICE_CREATED, invoice)
     if due == 0:
-        mark_paid(session, invoice, lines, at=issued_at, payment_intent_id=None)
+        await mark_paid(session, invoice, lines, at=issued_at, payment_intent_id=None)
     elif collect:
         invoice.next_payment_attempt = issued_at
     return invoice
 
 
-def mark_paid(
+async def mark_paid(
     session: AsyncSession,
     invoice: Invoice,
     lines: Sequence[InvoiceLine],
@@ -174,6 +188,8 @@ def mark_paid(
     invoice.paid_at = invoice.closed_at = at
     invoice.next_payment_attempt = None
     invoice.payment_intent_id = payment_intent_id
+    if invoice.ending_balance_minor != invoice.starting_balance_minor:
+        await lock_balance(session, invoice.user_id, invoice.currency)
     ledger.post(
         session,
         invoice_paid(

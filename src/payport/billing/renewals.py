@@ -11,8 +11,10 @@ Time for a subscription is its test clock's frozen time, or the engine's clock.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 Sub = SubscriptionStatus
 Inv = InvoiceStatus
 _MAX_STEPS = 10_000  # per call: a runaway loop is a bug, not a workload
+_CONCURRENCY = 32  # subscriptions settled at once; within the PostgreSQL pool of ~16 + waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +81,34 @@ class BillingEngine:
         """The worker's step: settle subscriptions on the engine's clock that have work due."""
         now = self.clock.now()
         async with self.db.read() as session:
-            ids = list(
-                await session.scalars(repository.due_subscriptions(now, clock_id=None, limit=limit))
-            )
-        steps = 0
-        for subscription_id in ids:
-            try:
-                steps += await self.settle(subscription_id, until=now)
-            except ProviderUnavailable:
-                log.warning("billing: provider unavailable subscription_id=%s", subscription_id)
-        return steps
+            due = (await session.execute(repository.due_subscriptions(now, clock_id=None))).all()
+        return await self._settle_all([(row[0], row[1]) for row in due[:limit]], now, quiet=True)
+
+    async def _settle_all(
+        self, due: Sequence[tuple[str, str]], until: datetime, *, quiet: bool = False
+    ) -> int:
+        """Settle many subscriptions at once, so provider calls overlap (~300 ms each on
+        Stripe); one customer's subscriptions go one after another, as they share a balance.
+        `quiet`: a provider outage skips the subscription (its attempt stays pending)."""
+        by_user: dict[str, list[str]] = defaultdict(list)
+        for subscription_id, user_id in due:
+            by_user[user_id].append(subscription_id)
+        gate = asyncio.Semaphore(_CONCURRENCY)
+
+        async def settle_user(subscription_ids: list[str]) -> int:
+            steps = 0
+            async with gate:
+                for subscription_id in subscription_ids:
+                    try:
+                        steps += await self.settle(subscription_id, until=until)
+                    except ProviderUnavailable:
+                        if not quiet:
+                            raise
+                        log.warning("billing: provider unavailable subscription_id=%s",
+                                    subscription_id)  # fmt: skip
+            return steps
+
+        return sum(await asyncio.gather(*(settle_user(ids) for ids in by_user.values())))
 
     async def advance_clock(self, clock_id: str, to: datetime) -> int:
         """Move a test clock to `to`, stopping at every moment something was due on the way,
@@ -99,11 +120,9 @@ class BillingEngine:
                 break
             await self._set_clock(clock_id, moment)
             async with self.db.read() as session:
-                ids = list(
-                    await session.scalars(repository.due_subscriptions(moment, clock_id=clock_id))
-                )
-            for subscription_id in ids:
-                steps += await self.settle(subscription_id, until=moment)
+                query = repository.due_subscriptions(moment, clock_id=clock_id)
+                due = [(row[0], row[1]) for row in (await session.execute(query)).all()]
+            steps += await self._settle_all(due, moment)
         else:
             raise RuntimeError(f"test clock {clock_id} did not settle")
         await self._set_clock(clock_id, to)

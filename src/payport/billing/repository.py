@@ -26,7 +26,8 @@ def renews() -> ColumnElement[bool]:
 
 def due_subscriptions(
     now: datetime, *, clock_id: str | None, limit: int | None = None
-) -> Select[str]:
+) -> Select[str, str]:
+    """(subscription id, user id) of subscriptions with a renewal, attempt or resume due."""
     on_clock = (
         Subscription.test_clock_id.is_(None)
         if clock_id is None
@@ -43,7 +44,7 @@ def due_subscriptions(
         PaymentAttempt.status == "pending",
     )
     query = (
-        select(Subscription.id)
+        select(Subscription.id, Subscription.user_id)
         .where(
             on_clock,
             or_(
