@@ -136,8 +136,12 @@ async def open_invoice(
     """
     pending = await pending_lines(session, subscription.id)
     lines = [*(line for line in pending if line.currency == currency), *new_lines]
+    total = sum(line.amount_minor for line in lines)
+    starting = await available_balance(session, subscription.user_id, currency)
+    due, ending = settle_balance(total, starting, currency)
     invoice = Invoice(
         id=new_id("in_"),
+        # Taken last: the sequence row stays locked from here to the commit.
         number=await next_number(session, issued_at),
         subscription_id=subscription.id,
         user_id=subscription.user_id,
@@ -149,19 +153,18 @@ async def open_invoice(
         period_end=period[1] if period else None,
         issued_at=issued_at,
         attempt_count=0,
+        subtotal_minor=total,
+        total_minor=total,
+        starting_balance_minor=starting,
+        ending_balance_minor=ending,
+        amount_due_minor=due,
         amount_paid_minor=0,
     )
     session.add(invoice)
-    await session.flush()
     for line in lines:
         line.invoice_id = invoice.id
         line.subscription_id = subscription.id
         session.add(line)
-    invoice.subtotal_minor = invoice.total_minor = sum(line.amount_minor for line in lines)
-    starting = await available_balance(session, subscription.user_id, currency)
-    due, ending = settle_balance(invoice.total_minor, starting, currency)
-    invoice.starting_balance_minor, invoice.ending_balance_minor = starting, ending
-    invoice.amount_due_minor = due
     invoice.status = check_invoice_move(Inv.DRAFT, Inv.OPEN).value
     invoice.finalized_at = issued_at
     subscription.latest_invoice_id = invoice.id
