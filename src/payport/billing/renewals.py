@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 Sub = SubscriptionStatus
 Inv = InvoiceStatus
 _MAX_STEPS = 10_000  # per call: a runaway loop is a bug, not a workload
-_CONCURRENCY = 32  # subscriptions settled at once; within the PostgreSQL pool of ~16 + waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +67,15 @@ class BillingEngine:
         *,
         clock: Clock | None = None,
         on_commit: Callable[[], None] = lambda: None,
+        concurrency: int = 32,
     ) -> None:
+        """`concurrency`: subscriptions settled at once (their provider calls overlap)."""
         self.db = db
         self.provider = provider
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.on_commit = on_commit
+        self.concurrency = concurrency
 
     # --- entry points ----------------------------------------------------------------------
 
@@ -93,7 +95,7 @@ class BillingEngine:
         by_user: dict[str, list[str]] = defaultdict(list)
         for subscription_id, user_id in due:
             by_user[user_id].append(subscription_id)
-        gate = asyncio.Semaphore(_CONCURRENCY)
+        gate = asyncio.Semaphore(self.concurrency)
 
         async def settle_user(subscription_ids: list[str]) -> int:
             steps = 0
