@@ -234,3 +234,30 @@ async def test_every_attempt_is_published_with_its_outcome(billing: Billing) -> 
         ("invoice.payment_failed", 1, "failed"),
         ("invoice.paid", 2, "succeeded"),
     ]
+
+
+async def test_an_amount_below_the_minimum_charge_is_carried_to_the_next_invoice(
+    billing: Billing,
+) -> None:
+    """Found by hypothesis: prorations that net to one cent are not charged (Stripe's
+    minimum is 50), but owed on the next invoice."""
+    await billing.plan(plan_id="small", price_minor=1000)
+    await billing.plan(plan_id="large", name="Large", price_minor=9999)
+    clock = await billing.clock()
+    sub_id = (await billing.subscribe("small", test_clock=clock))["subscription_id"]
+    await billing.update(sub_id, plan_id="large", quantity=4, proration_behavior="always_invoice")
+    await billing.advance(clock, START + timedelta(seconds=34))
+    await billing.update(sub_id, quantity=2)  # credit 39995, charge 19998 for the rest
+
+    await billing.advance(clock, START + 31 * DAY)
+    first = (await billing.invoices(sub_id))[-1]
+    assert (first["total_minor"], first["amount_paid_minor"]) == (1, 0)
+    assert first["ending_balance_minor"] == -1
+    assert await billing.balance("customer_credit:user_ada") == -1
+
+    await billing.advance(clock, START + 59 * DAY)
+    second = (await billing.invoices(sub_id))[-1]
+    assert (second["total_minor"], second["starting_balance_minor"]) == (19998, -1)
+    assert (second["amount_paid_minor"], second["ending_balance_minor"]) == (19999, 0)
+    assert await billing.balance("customer_credit:user_ada") == 0
+    await billing.assert_ledger_adds_up()
