@@ -261,3 +261,30 @@ async def test_an_amount_below_the_minimum_charge_is_carried_to_the_next_invoice
     assert (second["amount_paid_minor"], second["ending_balance_minor"]) == (19999, 0)
     assert await billing.balance("customer_credit:user_ada") == 0
     await billing.assert_ledger_adds_up()
+
+
+async def test_cancel_now_with_prorate_credits_the_unused_time_to_the_balance(
+    billing: Billing,
+) -> None:
+    plan = await billing.plan(price_minor=3000)
+    clock = await billing.clock()
+    sub_id = (await billing.subscribe(plan["plan_id"], test_clock=clock))["subscription_id"]
+    await billing.advance(clock, START + 10 * DAY)
+    response = await billing.client.post(
+        f"/api/v1/subscriptions/{sub_id}/cancel", json={"prorate": True, "reason": "moving"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "canceled"
+    final = body["latest_invoice"]
+    # 3000 * 21/31 = 2032.26 back
+    assert (final["billing_reason"], final["total_minor"], final["status"]) == (
+        "subscription_cancel",
+        -2032,
+        "paid",
+    )
+    assert await billing.balance("customer_credit:user_ada") == 2032
+    assert await billing.balance("proration_credits") == -2032
+    await billing.advance(clock, START + 70 * DAY)
+    assert len(await billing.invoices(sub_id)) == 2  # nothing more after the cancellation
+    await billing.assert_ledger_adds_up()

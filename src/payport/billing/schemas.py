@@ -79,6 +79,7 @@ class SubscriptionUpdateBody(_Body):
 
 class CancelBody(_Body):
     at_period_end: bool = False
+    prorate: bool = False  # cancel now and credit the unused time to the customer's balance
     reason: str | None = Field(default=None, max_length=500)
 
 

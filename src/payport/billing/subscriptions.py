@@ -278,7 +278,8 @@ async def _retry_open_invoices(
 async def cancel_subscription(
     session: AsyncSession, subscription: Subscription, body: CancelBody, *, now: datetime
 ) -> Subscription:
-    """Cancel now (no refund, no more attempts) or at the end of the paid period."""
+    """Cancel now (no more attempts; with `prorate`, the unused time is credited to the
+    customer's balance) or at the end of the paid period."""
     if subscription.subscription_status is Sub.CANCELED:
         raise InvalidStatus("the subscription is already canceled", field="status")
     plan = await get_plan(session, subscription.plan_id)
@@ -293,8 +294,46 @@ async def cancel_subscription(
             previous_attributes={"cancel_at_period_end": False},
         )
         return subscription
+    if body.prorate:
+        await _credit_unused_time(session, subscription, plan, now=now)
     await end_subscription(session, subscription, plan, at=now)
     return subscription
+
+
+async def _credit_unused_time(
+    session: AsyncSession, subscription: Subscription, plan: Plan, *, now: datetime
+) -> None:
+    """A final invoice crediting the rest of a paid period (negative: it adds to the balance)."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    # Only a paid period is credited (past_due: its invoice is open and gets no more attempts).
+    if subscription.subscription_status is not Sub.ACTIVE or not start <= now < end:
+        return
+    lines = prorate(
+        old_amount_minor=plan.amount_minor * subscription.quantity,
+        new_amount_minor=0,
+        period_start=start,
+        period_end=end,
+        changed_at=now,
+    )
+    credit = InvoiceLine(
+        kind="proration",
+        description=f"Unused time on {subscription.quantity} x {plan.name}",
+        plan_id=plan.id,
+        quantity=subscription.quantity,
+        amount_minor=lines.credit_minor,
+        currency=plan.currency,
+        period_start=now,
+        period_end=end,
+    )
+    await open_invoice(
+        session,
+        subscription,
+        reason="subscription_cancel",
+        currency=plan.currency,
+        issued_at=now,
+        new_lines=[credit] if lines.credit_minor else [],
+        collect=subscription.payment_method_id is not None,
+    )
 
 
 async def end_subscription(
