@@ -288,3 +288,34 @@ async def test_cancel_now_with_prorate_credits_the_unused_time_to_the_balance(
     await billing.advance(clock, START + 70 * DAY)
     assert len(await billing.invoices(sub_id)) == 2  # nothing more after the cancellation
     await billing.assert_ledger_adds_up()
+
+
+async def test_switching_to_a_yearly_plan_starts_a_new_cycle_at_once(billing: Billing) -> None:
+    await billing.plan(plan_id="monthly", price_minor=3000)
+    await billing.plan(plan_id="yearly", name="Yearly", price_minor=30000, billing_cycle="yearly")
+    clock = await billing.clock()
+    sub_id = (await billing.subscribe("monthly", test_clock=clock))["subscription_id"]
+    await billing.advance(clock, START + 10 * DAY)
+
+    sub = await billing.update(sub_id, plan_id="yearly")
+    assert (sub["current_period_start"], sub["current_period_end"]) == (
+        "2026-01-25T12:00:00Z",
+        "2027-01-25T12:00:00Z",
+    )
+    switch = sub["latest_invoice"]
+    assert (switch["status"], switch["total_minor"]) == ("paid", 30000 - 2032)
+    lines = [
+        (line["kind"], line["amount_minor"])
+        for line in (await billing.invoices(sub_id))[-1]["lines"]
+    ]
+    assert lines == [("proration", -2032), ("plan", 30000)]
+
+    await billing.advance(clock, START + 380 * DAY)  # 2027-01-30: no monthly renewal on the way
+    invoices = await billing.invoices(sub_id)
+    assert [(i["billing_reason"], i["issued_at"][:10]) for i in invoices] == [
+        ("subscription_create", "2026-01-15"),
+        ("subscription_update", "2026-01-25"),
+        ("subscription_cycle", "2027-01-25"),
+    ]
+    assert await billing.balance("customer:user_ada") == -(3000 + 27968 + 30000)
+    await billing.assert_ledger_adds_up()

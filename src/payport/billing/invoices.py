@@ -24,6 +24,7 @@ from payport.billing.models import (
     InvoiceLine,
     InvoiceSequence,
     PaymentAttempt,
+    Plan,
     Subscription,
 )
 from payport.billing.states import InvoiceStatus, check_invoice_move
@@ -50,6 +51,25 @@ async def next_number(session: AsyncSession, issued_at: datetime) -> str:
     ).returning(table.c.last_value)
     value = (await session.execute(statement)).scalar_one()
     return f"{prefix}-{value:06d}"
+
+
+def plan_line(plan: Plan, quantity: int, period: tuple[datetime, datetime]) -> InvoiceLine:
+    return InvoiceLine(
+        kind="plan",
+        description=f"{quantity} x {plan.name} ({plan.billing_cycle})",
+        plan_id=plan.id,
+        quantity=quantity,
+        amount_minor=plan.amount_minor * quantity,
+        currency=plan.currency,
+        period_start=period[0],
+        period_end=period[1],
+    )
+
+
+def cycle_key(subscription: Subscription, index: int) -> str:
+    """One invoice per period: periods are counted from the anchor, which a change of
+    billing cycle resets."""
+    return f"{subscription.id}:{int(subscription.billing_cycle_anchor.timestamp())}:{index}"
 
 
 async def pending_lines(session: AsyncSession, subscription_id: str) -> list[InvoiceLine]:

@@ -24,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payport.billing import events, repository
 from payport.billing.clock import Clock, SystemClock, get_test_clock
 from payport.billing.dunning import record_failure, record_payment
-from payport.billing.invoices import open_invoice
+from payport.billing.invoices import cycle_key, open_invoice, plan_line
 from payport.billing.models import Invoice, PaymentAttempt, Plan, Subscription
 from payport.billing.periods import period_bounds
 from payport.billing.plans import get_plan
 from payport.billing.states import InvoiceStatus, SubscriptionStatus
-from payport.billing.subscriptions import end_subscription, get_subscription, move, plan_line
+from payport.billing.subscriptions import end_subscription, get_subscription, move
 from payport.config import Settings
 from payport.db import Database
 from payport.errors import ProviderUnavailable
@@ -323,7 +323,7 @@ async def renew(session: AsyncSession, subscription: Subscription, *, at: dateti
         issued_at=at,
         new_lines=[plan_line(plan, subscription.quantity, period)],
         period=period,
-        cycle_key=f"{subscription.id}:{index}",
+        cycle_key=cycle_key(subscription, index),
         collect=subscription.payment_method_id is not None,
     )
     if subscription.subscription_status is Sub.TRIALING:

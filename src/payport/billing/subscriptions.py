@@ -13,15 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events
 from payport.billing.clock import Clock, get_test_clock, new_id
-from payport.billing.invoices import open_invoice, open_invoices_of
-from payport.billing.models import InvoiceLine, Plan, Subscription
+from payport.billing.invoices import cycle_key, open_invoice, open_invoices_of, plan_line
+from payport.billing.models import Plan, Subscription
 from payport.billing.periods import period_bounds
+from payport.billing.plan_changes import change_price, credit_unused_time
 from payport.billing.plans import get_plan
-from payport.billing.proration import prorate
 from payport.billing.schemas import (
     CancelBody,
     InvalidRequest,
-    ProrationBehavior,
     SubscriptionBody,
     SubscriptionUpdateBody,
 )
@@ -30,8 +29,6 @@ from payport.errors import InvalidStatus, NotFound
 from payport.money import MAX_AMOUNT_MINOR
 
 Sub = SubscriptionStatus
-# Prorations credit time that was paid for; nothing was paid in these states.
-_PRORATING = frozenset({Sub.ACTIVE, Sub.PAST_DUE})
 
 
 def move(subscription: Subscription, target: SubscriptionStatus) -> SubscriptionStatus:
@@ -66,19 +63,6 @@ def check_chargeable(plan: Plan, quantity: int) -> None:
             f"{quantity} x {plan.amount_minor} exceeds the largest charge ({MAX_AMOUNT_MINOR})",
             field="quantity",
         )
-
-
-def plan_line(plan: Plan, quantity: int, period: tuple[datetime, datetime]) -> InvoiceLine:
-    return InvoiceLine(
-        kind="plan",
-        description=f"{quantity} x {plan.name} ({plan.billing_cycle})",
-        plan_id=plan.id,
-        quantity=quantity,
-        amount_minor=plan.amount_minor * quantity,
-        currency=plan.currency,
-        period_start=period[0],
-        period_end=period[1],
-    )
 
 
 async def create_subscription(
@@ -132,7 +116,7 @@ async def create_subscription(
             issued_at=now,
             new_lines=[plan_line(plan, subscription.quantity, period)],
             period=period,
-            cycle_key=f"{subscription.id}:0",
+            cycle_key=cycle_key(subscription, 0),
             collect=subscription.payment_method_id is not None,
         )
         if invoice.status == "paid":
@@ -172,7 +156,7 @@ async def update_subscription(
     check_chargeable(plan, quantity)
     if plan is not old_plan or quantity != subscription.quantity:
         changed |= {"plan_id": old_plan.id, "quantity": subscription.quantity}
-        await _change_price(session, subscription, old_plan, plan, quantity, body, now=now)
+        await change_price(session, subscription, old_plan, plan, quantity, body, now=now)
     if body.payment_method_id is not None:
         changed["payment_method_id"] = subscription.payment_method_id
         subscription.payment_method_id = body.payment_method_id
@@ -197,72 +181,7 @@ async def _replacement_plan(session: AsyncSession, old: Plan, plan_id: str) -> P
             f"plan {plan.id} is in {plan.currency}; the subscription pays in {old.currency}",
             field="plan_id",
         )
-    if plan.billing_cycle != old.billing_cycle:
-        raise InvalidRequest(
-            "changing the billing cycle is not supported; pick a "
-            f"{old.billing_cycle} plan or start a new subscription",
-            field="plan_id",
-        )
     return plan
-
-
-async def _change_price(
-    session: AsyncSession,
-    subscription: Subscription,
-    old_plan: Plan,
-    plan: Plan,
-    quantity: int,
-    body: SubscriptionUpdateBody,
-    *,
-    now: datetime,
-) -> None:
-    """Switch to `plan` x `quantity` now; credit and charge the rest of the period."""
-    behavior = body.proration_behavior
-    prorating = (
-        behavior is not ProrationBehavior.NONE
-        and subscription.subscription_status in _PRORATING
-        and subscription.current_period_start <= now < subscription.current_period_end
-    )
-    if prorating:
-        period = (subscription.current_period_start, subscription.current_period_end)
-        lines = prorate(
-            old_amount_minor=old_plan.amount_minor * subscription.quantity,
-            new_amount_minor=plan.amount_minor * quantity,
-            period_start=period[0],
-            period_end=period[1],
-            changed_at=now,
-        )
-        for amount, description, line_plan, line_quantity in (
-            (lines.credit_minor, "Unused time on", old_plan, subscription.quantity),
-            (lines.charge_minor, "Remaining time on", plan, quantity),
-        ):
-            if amount:
-                session.add(
-                    InvoiceLine(
-                        subscription_id=subscription.id,
-                        kind="proration",
-                        description=f"{description} {line_quantity} x {line_plan.name}",
-                        plan_id=line_plan.id,
-                        quantity=line_quantity,
-                        amount_minor=amount,
-                        currency=plan.currency,
-                        period_start=now,
-                        period_end=period[1],
-                    )
-                )
-        await session.flush()
-    subscription.plan_id = plan.id
-    subscription.quantity = quantity
-    if prorating and behavior is ProrationBehavior.ALWAYS_INVOICE:
-        await open_invoice(
-            session,
-            subscription,
-            reason="subscription_update",
-            currency=plan.currency,
-            issued_at=now,
-            new_lines=[],
-            collect=subscription.payment_method_id is not None,
-        )
 
 
 async def _retry_open_invoices(
@@ -295,45 +214,9 @@ async def cancel_subscription(
         )
         return subscription
     if body.prorate:
-        await _credit_unused_time(session, subscription, plan, now=now)
+        await credit_unused_time(session, subscription, plan, now=now)
     await end_subscription(session, subscription, plan, at=now)
     return subscription
-
-
-async def _credit_unused_time(
-    session: AsyncSession, subscription: Subscription, plan: Plan, *, now: datetime
-) -> None:
-    """A final invoice crediting the rest of a paid period (negative: it adds to the balance)."""
-    start, end = subscription.current_period_start, subscription.current_period_end
-    # Only a paid period is credited (past_due: its invoice is open and gets no more attempts).
-    if subscription.subscription_status is not Sub.ACTIVE or not start <= now < end:
-        return
-    lines = prorate(
-        old_amount_minor=plan.amount_minor * subscription.quantity,
-        new_amount_minor=0,
-        period_start=start,
-        period_end=end,
-        changed_at=now,
-    )
-    credit = InvoiceLine(
-        kind="proration",
-        description=f"Unused time on {subscription.quantity} x {plan.name}",
-        plan_id=plan.id,
-        quantity=subscription.quantity,
-        amount_minor=lines.credit_minor,
-        currency=plan.currency,
-        period_start=now,
-        period_end=end,
-    )
-    await open_invoice(
-        session,
-        subscription,
-        reason="subscription_cancel",
-        currency=plan.currency,
-        issued_at=now,
-        new_lines=[credit] if lines.credit_minor else [],
-        collect=subscription.payment_method_id is not None,
-    )
 
 
 async def end_subscription(
