@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from payport import __version__
+from payport.billing.routes import router as billing_router
 from payport.checkout.page import router as checkout_page_router
 from payport.checkout.routes import router as checkout_router
 from payport.config import Settings
@@ -88,6 +89,7 @@ def create_app(
     app.include_router(ledger_router)
     app.include_router(checkout_router)
     app.include_router(checkout_page_router)
+    app.include_router(billing_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:

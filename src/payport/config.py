@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     webhook_tolerance_s: int = Field(default=300, ge=1, alias="PAYPORT_WEBHOOK_TOLERANCE")
     # Seconds between reconcile runs in the worker (payments untouched that long); 0: never.
     reconcile_interval_s: int = Field(default=300, ge=0, alias="PAYPORT_RECONCILE_INTERVAL")
+    # Billing: days after a renewal's first failed charge on which it is retried, what
+    # happens to the subscription when the last retry fails, and the renewal loop's period.
+    billing_retry_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1, 3, 5], alias="BILLING_DUNNING_RETRY_DAYS"
+    )
+    billing_final_action: Literal["cancel", "unpaid"] = Field(
+        default="cancel", alias="BILLING_DUNNING_FINAL_ACTION"
+    )
+    billing_interval_s: int = Field(default=60, ge=0, alias="PAYPORT_BILLING_INTERVAL")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="PAYPORT_MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="PAYPORT_LOG_LEVEL")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
@@ -142,6 +151,21 @@ class Settings(BaseSettings):
         """Several comma-separated secrets are accepted so a secret can be rolled."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("billing_retry_days", mode="before")
+    @classmethod
+    def _split_retry_days(cls, value: object) -> object:
+        """`1,3,5`: increasing whole days; an empty value means no retries."""
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("billing_retry_days")
+    @classmethod
+    def _increasing_days(cls, value: list[int]) -> list[int]:
+        if any(day < 1 for day in value) or value != sorted(set(value)):
+            raise ValueError("must be increasing whole days, e.g. 1,3,5")
         return value
 
     @property

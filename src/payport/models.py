@@ -1,5 +1,6 @@
 """Every table, imported in one place so metadata and migrations see them all."""
 
+from payport.billing import models as billing_models  # noqa: F401 - registers its tables
 from payport.checkout.models import CheckoutPayment, OrderCall
 from payport.db import Base
 from payport.idempotency import IdempotencyRecord

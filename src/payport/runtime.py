@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import httpx
 
+from payport.billing.renewals import BillingEngine
 from payport.checkout.worker import CheckoutRuntime
 from payport.config import ProviderName, Settings
 from payport.db import Database
@@ -100,6 +101,7 @@ class Runtime:
         self.webhook_processor = WebhookProcessor(
             self.db, self.provider, handlers=self.checkout.event_handlers()
         )
+        self.billing = BillingEngine(self.db, self.provider, settings, on_commit=self._after_commit)
         self.event_recorder = EventRecorder(self.db)
         self._webhook_secrets: list[str] | None = None
         self._loopback_webhooks = False
@@ -232,6 +234,8 @@ class Runtime:
             asyncio.create_task(self._loop(self.checkout.calls_step, self.outbox_ready)),
             asyncio.create_task(self._sweep_loop()),
         ]
+        if self.settings.billing_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._billing_loop()))
 
     async def _sweep_loop(self) -> None:
         """Close checkout sessions whose time ran out (the sandbox; Stripe does its own)."""
@@ -242,6 +246,18 @@ class Runtime:
                     self.deliveries_ready.notify()
             except Exception:
                 log.exception("checkout expiry sweep failed; will retry")
+
+    async def _billing_loop(self) -> None:
+        """Renewals and dunning retries on the system clock; one process at a time (lease)."""
+        every_s = self.settings.billing_interval_s
+        while not self._stopping.is_set():
+            try:
+                if await hold_lease(self.db, "billing", self.holder, ttl_s=every_s + 60):
+                    while await self.billing.run_due() > 0:
+                        pass
+            except Exception:
+                log.exception("billing run failed; will retry next interval")
+            await asyncio.sleep(every_s)
 
     async def _reconcile_loop(self) -> None:
         """Heal what crashes and lost webhooks left half-way; one process at a time (lease).
@@ -320,7 +336,7 @@ class Runtime:
         await self.webhook_processor.join()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.relay_step(), 2.0)
-        for name in ("local-commands", "outbox-relay", "reconcile"):
+        for name in ("local-commands", "outbox-relay", "reconcile", "billing"):
             with contextlib.suppress(Exception):
                 await release_lease(self.db, name, self.holder)
         await self.provider.aclose()

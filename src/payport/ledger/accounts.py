@@ -35,6 +35,9 @@ class AccountKind(StrEnum):
     RUNNER = "runner"  # runner payable: what has been transferred to a runner
     PLATFORM_FEES = "platform_fees"  # fees the platform kept on releases
     REFUNDS = "refunds"  # fees the platform gave back when a released payment was refunded
+    BILLING_REVENUE = "billing_revenue"  # subscription charges collected on paid invoices
+    PRORATION_CREDITS = "proration_credits"  # unused time credited back on plan changes
+    CUSTOMER_CREDIT = "customer_credit"  # a customer's billing balance (positive: owed to them)
 
 
 _SCOPES = {
@@ -44,6 +47,9 @@ _SCOPES = {
     AccountKind.RUNNER: Scope.OWNER,
     AccountKind.PLATFORM_FEES: Scope.SHARED,
     AccountKind.REFUNDS: Scope.SHARED,
+    AccountKind.BILLING_REVENUE: Scope.SHARED,
+    AccountKind.PRORATION_CREDITS: Scope.SHARED,
+    AccountKind.CUSTOMER_CREDIT: Scope.OWNER,
 }
 
 
@@ -105,3 +111,9 @@ def runner(runner_id: str) -> Account:
 
 PLATFORM_FEES = Account(AccountKind.PLATFORM_FEES)
 REFUNDS = Account(AccountKind.REFUNDS)
+BILLING_REVENUE = Account(AccountKind.BILLING_REVENUE)
+PRORATION_CREDITS = Account(AccountKind.PRORATION_CREDITS)
+
+
+def customer_credit(user_id: str) -> Account:
+    return Account(AccountKind.CUSTOMER_CREDIT, user_id)

@@ -16,6 +16,7 @@ class EntryKind(StrEnum):
     REVERSE_TRANSFER = "reverse_transfer"
     FEE_REFUND = "fee_refund"
     REFUND = "refund"
+    INVOICE = "invoice"
 
 
 class UnbalancedEntry(ValueError):

@@ -43,6 +43,32 @@ class AuthorizeRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class OffSessionCharge:
+    """Charge a saved card while the customer is away (a renewal): captured at once.
+
+    Cards that need 3-D Secure fail with `authentication_required` instead of waiting.
+    """
+
+    amount: Money
+    payment_method: str
+    customer: str | None = None
+    description: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def as_authorize_request(self) -> AuthorizeRequest:
+        """The same PaymentIntent parameters an authorization uses, with automatic capture."""
+        return AuthorizeRequest(
+            amount=self.amount,
+            payment_method=self.payment_method,
+            customer=self.customer,
+            description=self.description,
+            capture_manually=False,
+            off_session=True,
+            metadata=self.metadata,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class IntentView:
     """The parts of a PaymentIntent payport decides on; `raw` keeps the whole object."""
 
@@ -236,6 +262,12 @@ class PaymentProvider(Protocol):
     async def find_payment_intent_for_payment(self, payment_id: str) -> IntentView | None:
         """The newest intent whose metadata names `payment_id`, if any: how a retry finds
         what its first attempt made once the provider has forgotten the idempotency key."""
+        ...
+
+    async def charge_off_session(
+        self, charge: OffSessionCharge, *, idempotency_key: str
+    ) -> IntentView:
+        """Create, confirm and capture off-session; a decline raises ProviderCardError."""
         ...
 
     async def capture_payment_intent(

@@ -1,7 +1,7 @@
 """checkout: one payment per shop order and the order-service calls it owes
 
 Revision ID: 0006_checkout
-Revises: 0003_disputes
+Revises: 0005_billing
 Create Date: 2026-12-01 18:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import payport.db
 
 revision: str = "0006_checkout"
-down_revision: str | None = "0003_disputes"
+down_revision: str | None = "0005_billing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

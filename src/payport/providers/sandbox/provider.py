@@ -27,6 +27,7 @@ from payport.providers.base import (
     CheckoutSessionRequest,
     CheckoutSessionView,
     IntentView,
+    OffSessionCharge,
     ProviderError,
     ProviderIdempotencyError,
     ProviderInvalidRequest,
@@ -142,6 +143,14 @@ class SandboxProvider:
             call, lambda ctx: intents.create_payment_intent(ctx, request, currency, method)
         )
         return intent_view(body)
+
+    async def charge_off_session(
+        self, charge: OffSessionCharge, *, idempotency_key: str
+    ) -> IntentView:
+        """A renewal: the saved card is charged and captured with nobody there for 3-D Secure."""
+        return await self.create_payment_intent(
+            charge.as_authorize_request(), idempotency_key=idempotency_key
+        )
 
     async def retrieve_payment_intent(self, intent_id: str) -> IntentView:
         await self._simulate_network()

@@ -33,6 +33,7 @@ from payport.providers.base import (
     CheckoutSessionRequest,
     CheckoutSessionView,
     IntentView,
+    OffSessionCharge,
     ProviderInvalidRequest,
     RefundView,
     TransferReversalView,
@@ -93,6 +94,14 @@ class StripeProvider:
             ),
         )
         return intent_view(plain(intent))
+
+    async def charge_off_session(
+        self, charge: OffSessionCharge, *, idempotency_key: str
+    ) -> IntentView:
+        """PaymentIntent with confirm=true, off_session=true and automatic capture."""
+        return await self.create_payment_intent(
+            charge.as_authorize_request(), idempotency_key=idempotency_key
+        )
 
     async def retrieve_payment_intent(self, intent_id: str) -> IntentView:
         intent = await self._call(

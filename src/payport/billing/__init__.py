@@ -1,0 +1,1 @@
+"""Subscription billing: plans, subscriptions, invoices, renewals, proration and dunning."""

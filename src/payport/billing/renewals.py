@@ -1,0 +1,352 @@
+"""The billing engine: renewals at period end, charges off-session, dunning.
+
+Each step is its own unit of work, as in the payments core: a transaction
+decides what is due and records the payment attempt; the provider is called
+outside any transaction with the attempt's key (`invoice:{invoice_id}:{n}`),
+so a crash between call and commit repeats the call harmlessly; a second
+transaction applies the answer, with its events and ledger entry.
+
+Time for a subscription is its test clock's frozen time, or the engine's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payport.billing import events, repository
+from payport.billing.clock import Clock, SystemClock, get_test_clock
+from payport.billing.dunning import record_failure, record_payment
+from payport.billing.invoices import cycle_key, open_invoice, plan_line
+from payport.billing.models import Invoice, PaymentAttempt, Plan, Subscription
+from payport.billing.periods import period_bounds
+from payport.billing.plans import get_plan
+from payport.billing.states import InvoiceStatus, SubscriptionStatus
+from payport.billing.subscriptions import end_subscription, get_subscription, move
+from payport.config import Settings
+from payport.db import Database
+from payport.errors import ProviderUnavailable
+from payport.money import Money
+from payport.providers import base
+from payport.providers.errors import with_retries
+
+log = logging.getLogger(__name__)
+Sub = SubscriptionStatus
+Inv = InvoiceStatus
+_MAX_STEPS = 10_000  # per call: a runaway loop is a bug, not a workload
+
+
+@dataclass(frozen=True, slots=True)
+class _Charge:
+    """An attempt recorded and ready to send to the provider."""
+
+    attempt_id: int
+    key: str
+    request: base.OffSessionCharge
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    intent: base.IntentView | None
+    error: base.ProviderError | None
+
+
+class BillingEngine:
+    def __init__(
+        self,
+        db: Database,
+        provider: base.PaymentProvider,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        on_commit: Callable[[], None] = lambda: None,
+        concurrency: int = 32,
+    ) -> None:
+        """`concurrency`: subscriptions settled at once (their provider calls overlap)."""
+        self.db = db
+        self.provider = provider
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.on_commit = on_commit
+        self.concurrency = concurrency
+
+    # --- entry points ----------------------------------------------------------------------
+
+    async def run_due(self, *, limit: int = 100) -> int:
+        """The worker's step: settle subscriptions on the engine's clock that have work due."""
+        now = self.clock.now()
+        async with self.db.read() as session:
+            due = (await session.execute(repository.due_subscriptions(now, clock_id=None))).all()
+        return await self._settle_all([(row[0], row[1]) for row in due[:limit]], now, quiet=True)
+
+    async def _settle_all(
+        self, due: Sequence[tuple[str, str]], until: datetime, *, quiet: bool = False
+    ) -> int:
+        """Settle many subscriptions at once, so provider calls overlap (~300 ms each on
+        Stripe); one customer's subscriptions go one after another, as they share a balance.
+        `quiet`: a provider outage skips the subscription (its attempt stays pending)."""
+        by_user: dict[str, list[str]] = defaultdict(list)
+        for subscription_id, user_id in due:
+            by_user[user_id].append(subscription_id)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def settle_user(subscription_ids: list[str]) -> int:
+            steps = 0
+            async with gate:
+                for subscription_id in subscription_ids:
+                    try:
+                        steps += await self.settle(subscription_id, until=until)
+                    except ProviderUnavailable:
+                        if not quiet:
+                            raise
+                        log.warning("billing: provider unavailable subscription_id=%s",
+                                    subscription_id)  # fmt: skip
+            return steps
+
+        return sum(await asyncio.gather(*(settle_user(ids) for ids in by_user.values())))
+
+    async def advance_clock(self, clock_id: str, to: datetime) -> int:
+        """Move a test clock to `to`, stopping at every moment something was due on the way,
+        so renewals, retries and cancellations happen in order and at their own time."""
+        steps = 0
+        for _ in range(_MAX_STEPS):
+            moment = await self._next_moment(clock_id, to)
+            if moment is None:
+                break
+            await self._set_clock(clock_id, moment)
+            async with self.db.read() as session:
+                query = repository.due_subscriptions(moment, clock_id=clock_id)
+                due = [(row[0], row[1]) for row in (await session.execute(query)).all()]
+            steps += await self._settle_all(due, moment)
+        else:
+            raise RuntimeError(f"test clock {clock_id} did not settle")
+        await self._set_clock(clock_id, to)
+        return steps
+
+    async def settle(self, subscription_id: str, *, until: datetime) -> int:
+        """Do everything due for one subscription up to `until`, oldest first."""
+        for step in range(_MAX_STEPS):
+            charge = await self._decide(subscription_id, until)
+            if charge is None:
+                return step
+            if charge is _RENEWED:
+                self.on_commit()
+                continue
+            assert isinstance(charge, _Charge)
+            answer = await self._call_provider(charge)
+            await self._apply(charge, answer)
+        raise RuntimeError(f"subscription {subscription_id} did not settle")
+
+    # --- deciding ----------------------------------------------------------------------------
+
+    async def _decide(self, subscription_id: str, until: datetime) -> _Charge | object | None:
+        """One step: resume a pending attempt, renew, or start a due attempt."""
+        async with self.db.transaction() as session:
+            subscription = await get_subscription(session, subscription_id, for_update=True)
+            pending = await repository.pending_attempt(session, subscription_id)
+            if pending is not None:
+                return await _charge_for(session, subscription, pending)
+            invoice = await repository.invoice_due(session, subscription_id, until)
+            renew_at = repository.renewal_due(subscription, until)
+            if invoice is not None and (
+                renew_at is None or (invoice.next_payment_attempt or until) <= renew_at
+            ):
+                attempt = start_attempt(session, subscription, invoice)
+                await session.flush()
+                return await _charge_for(session, subscription, attempt)
+            if renew_at is not None:
+                await renew(session, subscription, at=renew_at)
+                return _RENEWED
+            return None
+
+    async def _next_moment(self, clock_id: str, to: datetime) -> datetime | None:
+        async with self.db.read() as session:
+            ends = await session.scalar(
+                select(func.min(Subscription.current_period_end)).where(
+                    Subscription.test_clock_id == clock_id,
+                    repository.renews(),
+                    Subscription.current_period_end <= to,
+                )
+            )
+            attempts = await session.scalar(
+                select(func.min(Invoice.next_payment_attempt))
+                .join(Subscription, Subscription.id == Invoice.subscription_id)
+                .where(
+                    Subscription.test_clock_id == clock_id,
+                    Invoice.status == Inv.OPEN.value,
+                    Invoice.next_payment_attempt <= to,
+                )
+            )
+            interrupted = await session.scalar(
+                select(func.min(PaymentAttempt.attempted_at))
+                .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
+                .join(Subscription, Subscription.id == Invoice.subscription_id)
+                .where(
+                    Subscription.test_clock_id == clock_id,
+                    PaymentAttempt.status == "pending",
+                    PaymentAttempt.attempted_at <= to,
+                )
+            )
+        moments = [m for m in (ends, attempts, interrupted) if m is not None]
+        return min(moments) if moments else None
+
+    async def _set_clock(self, clock_id: str, moment: datetime) -> None:
+        async with self.db.transaction() as session:
+            clock = await get_test_clock(session, clock_id, for_update=True)
+            if moment > clock.frozen_time:
+                clock.frozen_time = moment
+
+    # --- the provider ------------------------------------------------------------------------
+
+    async def _call_provider(self, charge: _Charge) -> _Answer:
+        try:
+            intent = await with_retries(
+                lambda: self.provider.charge_off_session(charge.request, idempotency_key=charge.key)
+            )
+        except base.ProviderTransientError as exc:
+            # Outcome unknown: the attempt stays pending and is repeated with the same key.
+            raise ProviderUnavailable("payment provider unavailable; will retry") from exc
+        except base.ProviderError as exc:
+            return _Answer(exc.payment_intent, exc)
+        if intent.status != base.PI_SUCCEEDED:
+            # Off-session there is nobody to finish it (3-D Secure, a pending method): not paid.
+            return _Answer(intent, _not_collected(intent))
+        return _Answer(intent, None)
+
+    async def _apply(self, charge: _Charge, answer: _Answer) -> None:
+        async with self.db.transaction() as session:
+            attempt = await session.get(PaymentAttempt, charge.attempt_id)
+            assert attempt is not None
+            invoice = await session.get(Invoice, attempt.invoice_id)
+            assert invoice is not None and invoice.subscription_id is not None
+            # Locks in the order every billing transaction takes them: subscription first.
+            subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
+            await session.refresh(invoice, with_for_update=True)
+            await session.refresh(attempt, with_for_update=True)
+            if attempt.status != "pending":
+                return  # applied by a concurrent run
+            if answer.intent is not None:
+                attempt.payment_intent_id = answer.intent.id
+            if answer.error is None and answer.intent is not None:
+                attempt.status = "succeeded"
+                await record_payment(session, subscription, invoice, attempt)
+            else:
+                assert answer.error is not None
+                attempt.status = "failed"
+                attempt.failure_code = answer.error.code or answer.error.error_type
+                attempt.decline_code = answer.error.decline_code
+                attempt.failure_message = answer.error.message
+                await record_failure(
+                    session, subscription, invoice, attempt, settings=self.settings
+                )
+        self.on_commit()
+
+    # --- dunning -------------------------------------------------------------------------------
+
+
+_RENEWED = object()
+
+
+def _not_collected(intent: base.IntentView) -> base.ProviderError:
+    return base.ProviderError(
+        intent.last_error_message or f"the payment intent is {intent.status}",
+        code=intent.last_error_code or f"payment_intent_{intent.status}",
+        decline_code=intent.last_decline_code,
+        payment_intent=intent,
+    )
+
+
+def start_attempt(
+    session: AsyncSession, subscription: Subscription, invoice: Invoice
+) -> PaymentAttempt:
+    """Record the attempt before calling the provider: its number fixes the idempotency key."""
+    assert invoice.next_payment_attempt is not None
+    invoice.attempt_count += 1
+    number = invoice.attempt_count
+    attempt = PaymentAttempt(
+        invoice_id=invoice.id,
+        number=number,
+        idempotency_key=f"invoice:{invoice.id}:{number}",
+        status="pending",
+        amount_minor=invoice.amount_due_minor,
+        currency=invoice.currency,
+        payment_method_id=subscription.payment_method_id,
+        attempted_at=invoice.next_payment_attempt,
+    )
+    invoice.next_payment_attempt = None
+    session.add(attempt)
+    return attempt
+
+
+async def _charge_for(
+    session: AsyncSession, subscription: Subscription, attempt: PaymentAttempt
+) -> _Charge:
+    invoice = await session.get(Invoice, attempt.invoice_id)
+    assert invoice is not None
+    request = base.OffSessionCharge(
+        amount=Money(attempt.amount_minor, attempt.currency),
+        payment_method=attempt.payment_method_id or "",
+        customer=subscription.provider_customer_id,
+        description=f"Invoice {invoice.number}",
+        metadata={
+            "invoice_id": invoice.id,
+            "subscription_id": subscription.id,
+            "attempt": str(attempt.number),
+        },
+    )
+    return _Charge(attempt.id, attempt.idempotency_key, request)
+
+
+async def renew(session: AsyncSession, subscription: Subscription, *, at: datetime) -> None:
+    """Period end: cancel if asked to, else start the next period and invoice it."""
+    plan = await get_plan(session, subscription.plan_id)
+    if subscription.cancel_at_period_end:
+        await end_subscription(session, subscription, plan, at=at)
+        return
+    index = subscription.period_index + 1
+    period = period_bounds(subscription.billing_cycle_anchor, plan.cycle, index)
+    subscription.period_index = index
+    subscription.current_period_start, subscription.current_period_end = period
+    events.subscription_event(session, events.SUBSCRIPTION_RENEWED, subscription, plan)
+    await open_invoice(
+        session,
+        subscription,
+        reason="subscription_cycle",
+        currency=plan.currency,
+        issued_at=at,
+        new_lines=[plan_line(plan, subscription.quantity, period)],
+        period=period,
+        cycle_key=cycle_key(subscription, index),
+        collect=subscription.payment_method_id is not None,
+    )
+    if subscription.subscription_status is Sub.TRIALING:
+        await _end_trial(session, subscription, plan)
+
+
+async def _end_trial(session: AsyncSession, subscription: Subscription, plan: Plan) -> None:
+    """The first paid period began: active once its invoice is paid (nothing due, or a
+    charge later); past_due at once when there is no card to charge."""
+    invoice = await session.get(Invoice, subscription.latest_invoice_id)
+    if invoice is None:
+        return
+    if invoice.status == Inv.PAID.value:
+        target = Sub.ACTIVE
+    elif subscription.payment_method_id is None:
+        target = Sub.PAST_DUE
+    else:
+        return
+    previous = move(subscription, target)
+    events.subscription_event(
+        session,
+        events.SUBSCRIPTION_UPDATED if target is Sub.ACTIVE else events.SUBSCRIPTION_PAST_DUE,
+        subscription,
+        plan,
+        previous_attributes={"status": previous.value},
+    )

@@ -1,0 +1,93 @@
+"""Queries the billing engine decides by: what is due, for whom, and what was cut short."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payport.billing.models import Invoice, PaymentAttempt, Subscription
+from payport.billing.states import RENEWING, InvoiceStatus, SubscriptionStatus
+
+Sub = SubscriptionStatus
+Inv = InvoiceStatus
+
+
+def renews() -> ColumnElement[bool]:
+    return or_(
+        Subscription.status.in_([s.value for s in RENEWING]),
+        and_(
+            Subscription.cancel_at_period_end.is_(True),
+            Subscription.status != Sub.CANCELED.value,
+        ),
+    )
+
+
+def due_subscriptions(
+    now: datetime, *, clock_id: str | None, limit: int | None = None
+) -> Select[str, str]:
+    """(subscription id, user id) of subscriptions with a renewal, attempt or resume due."""
+    on_clock = (
+        Subscription.test_clock_id.is_(None)
+        if clock_id is None
+        else Subscription.test_clock_id == clock_id
+    )
+    invoice_due = exists().where(
+        Invoice.subscription_id == Subscription.id,
+        Invoice.status == Inv.OPEN.value,
+        Invoice.next_payment_attempt <= now,
+    )
+    attempt_pending = exists().where(
+        PaymentAttempt.invoice_id == Invoice.id,
+        Invoice.subscription_id == Subscription.id,
+        PaymentAttempt.status == "pending",
+    )
+    query = (
+        select(Subscription.id, Subscription.user_id)
+        .where(
+            on_clock,
+            or_(
+                and_(renews(), Subscription.current_period_end <= now),
+                invoice_due,
+                attempt_pending,
+            ),
+        )
+        .order_by(Subscription.current_period_end, Subscription.id)
+    )
+    return query.limit(limit) if limit is not None else query
+
+
+def renewal_due(subscription: Subscription, until: datetime) -> datetime | None:
+    status = subscription.subscription_status
+    ending = subscription.cancel_at_period_end and status is not Sub.CANCELED
+    renews = status in RENEWING or ending
+    if renews and subscription.current_period_end <= until:
+        return subscription.current_period_end
+    return None
+
+
+async def pending_attempt(session: AsyncSession, subscription_id: str) -> PaymentAttempt | None:
+    return await session.scalar(
+        select(PaymentAttempt)
+        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
+        .where(Invoice.subscription_id == subscription_id, PaymentAttempt.status == "pending")
+        .order_by(PaymentAttempt.id)
+        .limit(1)
+    )
+
+
+async def invoice_due(
+    session: AsyncSession, subscription_id: str, until: datetime
+) -> Invoice | None:
+    return await session.scalar(
+        select(Invoice)
+        .where(
+            Invoice.subscription_id == subscription_id,
+            Invoice.status == Inv.OPEN.value,
+            Invoice.next_payment_attempt <= until,
+        )
+        .order_by(Invoice.next_payment_attempt, Invoice.id)
+        .limit(1)
+        .with_for_update()
+    )

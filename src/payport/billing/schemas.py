@@ -1,0 +1,161 @@
+"""Request bodies for the billing API, parsed exactly, and the errors that name the field.
+
+Bodies are read with `json.loads(parse_float=Decimal)` before pydantic sees
+them, so `29.99` arrives as Decimal("29.99"), never as a float.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from payport.billing.periods import BillingCycle
+from payport.errors import InvalidPayload
+from payport.money import MAX_AMOUNT_MINOR, currency_exponent, is_known_currency
+
+M = TypeVar("M", bound=BaseModel)
+_ID_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+
+
+class InvalidRequest(InvalidPayload):
+    """A billing request that cannot be accepted as sent (HTTP 400, naming the field)."""
+
+    http_status = 400
+
+
+class ProrationBehavior(StrEnum):
+    CREATE_PRORATIONS = "create_prorations"  # on the next invoice
+    ALWAYS_INVOICE = "always_invoice"  # invoiced and charged at once
+    NONE = "none"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PlanBody(_Body):
+    plan_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=255)
+    tier: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=2000)
+    price: Decimal | None = None
+    price_minor: int | None = Field(default=None, ge=0, le=MAX_AMOUNT_MINOR, strict=True)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    billing_cycle: BillingCycle = BillingCycle.MONTHLY
+    trial_days: int = Field(default=0, ge=0, le=730, strict=True)
+    features: list[str] | dict[str, Any] = Field(default_factory=list)
+    active: bool = True
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        return value
+
+
+class SubscriptionBody(_Body):
+    user_id: str = Field(min_length=1, max_length=255)
+    plan_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(default=1, ge=1, le=10_000, strict=True)
+    payment_method_id: str | None = Field(default=None, min_length=1, max_length=255)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=255)
+    trial_days: int | None = Field(default=None, ge=0, le=730, strict=True)
+    test_clock: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class SubscriptionUpdateBody(_Body):
+    plan_id: str | None = Field(default=None, min_length=1, max_length=64)
+    quantity: int | None = Field(default=None, ge=1, le=10_000, strict=True)
+    cancel_at_period_end: bool | None = None
+    payment_method_id: str | None = Field(default=None, min_length=1, max_length=255)
+    proration_behavior: ProrationBehavior = ProrationBehavior.CREATE_PRORATIONS
+
+
+class CancelBody(_Body):
+    at_period_end: bool = False
+    prorate: bool = False  # cancel now and credit the unused time to the customer's balance
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class TestClockBody(_Body):
+    __test__ = False
+
+    frozen_time: datetime
+    name: str | None = Field(default=None, max_length=255)
+
+
+class AdvanceBody(_Body):
+    frozen_time: datetime
+
+
+def read_json(raw: bytes, *, optional: bool = False) -> dict[str, Any]:
+    """The body as a JSON object with exact decimals; an empty optional body is `{}`."""
+    if optional and not raw.strip():
+        return {}
+    try:
+        document = json.loads(raw, parse_float=Decimal)
+    except ValueError:
+        raise InvalidRequest("body is not valid JSON", field="body") from None
+    if not isinstance(document, dict):
+        raise InvalidRequest("body must be a JSON object", field="body")
+    return document
+
+
+def parse_body(model: type[M], raw: bytes, *, optional: bool = False) -> M:
+    """Validate a body, turning pydantic's first complaint into a 400 naming the field."""
+    document = read_json(raw, optional=optional)
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidRequest(f"{field}: {first['msg']}", field=field) from None
+
+
+def plan_currency(body: PlanBody, default: str) -> str:
+    code = (body.currency or default).lower()
+    if not is_known_currency(code):
+        raise InvalidRequest(f"unknown currency {body.currency!r}", field="currency")
+    return code
+
+
+def plan_amount_minor(body: PlanBody, currency: str) -> int:
+    """The plan's price in minor units, from exactly one of `price` (major) or `price_minor`."""
+    if (body.price is None) == (body.price_minor is None):
+        raise InvalidRequest("give exactly one of `price` and `price_minor`", field="price")
+    if body.price_minor is not None:
+        return body.price_minor
+    assert body.price is not None
+    return major_to_minor(body.price, currency, field="price")
+
+
+def major_to_minor(amount: Decimal, currency: str, *, field: str) -> int:
+    """Exact conversion; more decimals than the currency has is refused, never rounded."""
+    exponent = currency_exponent(currency)
+    try:
+        if not amount.is_finite():
+            raise InvalidOperation
+        minor = amount.scaleb(exponent)
+    except InvalidOperation:
+        raise InvalidRequest("must be a finite number", field=field) from None
+    if minor != minor.to_integral_value():
+        raise InvalidRequest(
+            f"{currency} amounts have at most {exponent} decimal places", field=field
+        )
+    value = int(minor)
+    if value < 0:
+        raise InvalidRequest("must not be negative", field=field)
+    if value > MAX_AMOUNT_MINOR:
+        raise InvalidRequest(f"must be at most {MAX_AMOUNT_MINOR} minor units", field=field)
+    return value
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A timestamp without a zone is UTC (as in the CampusG envelope)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

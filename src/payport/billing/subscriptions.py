@@ -1,0 +1,237 @@
+"""Subscription decisions inside the caller's transaction (services never commit).
+
+Charging happens after the commit, in `renewals.BillingEngine`: these
+functions only schedule a payment attempt (`invoice.next_payment_attempt`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payport.billing import events
+from payport.billing.clock import Clock, get_test_clock, new_id
+from payport.billing.invoices import cycle_key, open_invoice, open_invoices_of, plan_line
+from payport.billing.models import Plan, Subscription
+from payport.billing.periods import period_bounds
+from payport.billing.plan_changes import change_price, credit_unused_time
+from payport.billing.plans import get_plan
+from payport.billing.schemas import (
+    CancelBody,
+    InvalidRequest,
+    SubscriptionBody,
+    SubscriptionUpdateBody,
+)
+from payport.billing.states import SubscriptionStatus, check_subscription_move
+from payport.errors import InvalidStatus, NotFound
+from payport.money import MAX_AMOUNT_MINOR
+
+Sub = SubscriptionStatus
+
+
+def move(subscription: Subscription, target: SubscriptionStatus) -> SubscriptionStatus:
+    """Apply a checked transition; returns the status it left."""
+    previous = subscription.subscription_status
+    subscription.status = check_subscription_move(previous, target).value
+    return previous
+
+
+async def get_subscription(
+    session: AsyncSession, subscription_id: str, *, for_update: bool = False
+) -> Subscription:
+    subscription = await session.get(Subscription, subscription_id, with_for_update=for_update)
+    if subscription is None:
+        raise NotFound(f"subscription {subscription_id} not found", field="subscription_id")
+    return subscription
+
+
+async def subscriptions_of(session: AsyncSession, user_id: str) -> list[Subscription]:
+    rows = await session.scalars(
+        select(Subscription)
+        .where(Subscription.user_id == user_id)
+        .order_by(Subscription.started_at.desc(), Subscription.id.desc())
+    )
+    return list(rows)
+
+
+def check_chargeable(plan: Plan, quantity: int) -> None:
+    """A period's charge must fit in one PaymentIntent (Stripe: at most eight digits)."""
+    if plan.amount_minor * quantity > MAX_AMOUNT_MINOR:
+        raise InvalidRequest(
+            f"{quantity} x {plan.amount_minor} exceeds the largest charge ({MAX_AMOUNT_MINOR})",
+            field="quantity",
+        )
+
+
+async def create_subscription(
+    session: AsyncSession, body: SubscriptionBody, *, clock: Clock
+) -> Subscription:
+    """Start a subscription: trialing (no charge yet), or incomplete with its first invoice
+    due now; it turns active when that invoice is paid."""
+    plan = await get_plan(session, body.plan_id)
+    if not plan.active:
+        raise InvalidRequest(f"plan {plan.id} is not active", field="plan_id")
+    now = clock.now()
+    if body.test_clock is not None:
+        now = (await get_test_clock(session, body.test_clock)).frozen_time
+    check_chargeable(plan, body.quantity)
+    trial_days = plan.trial_days if body.trial_days is None else body.trial_days
+    subscription = Subscription(
+        id=new_id("sub_"),
+        user_id=body.user_id,
+        plan_id=plan.id,
+        quantity=body.quantity,
+        provider_customer_id=body.customer_id,
+        payment_method_id=body.payment_method_id,
+        test_clock_id=body.test_clock,
+        started_at=now,
+        cancel_at_period_end=False,
+    )
+    if trial_days:
+        trial_end = now + timedelta(days=trial_days)
+        subscription.status = Sub.TRIALING.value
+        subscription.trial_end = trial_end
+        subscription.billing_cycle_anchor = trial_end
+        subscription.period_index = -1  # the trial; period 0 starts when it ends
+        subscription.current_period_start, subscription.current_period_end = now, trial_end
+        session.add(subscription)
+        await session.flush()
+        events.subscription_event(session, events.SUBSCRIPTION_CREATED, subscription, plan)
+    else:
+        period = period_bounds(now, plan.cycle, 0)
+        subscription.status = Sub.INCOMPLETE.value
+        subscription.billing_cycle_anchor = now
+        subscription.period_index = 0
+        subscription.current_period_start, subscription.current_period_end = period
+        session.add(subscription)
+        await session.flush()
+        events.subscription_event(session, events.SUBSCRIPTION_CREATED, subscription, plan)
+        invoice = await open_invoice(
+            session,
+            subscription,
+            reason="subscription_create",
+            currency=plan.currency,
+            issued_at=now,
+            new_lines=[plan_line(plan, subscription.quantity, period)],
+            period=period,
+            cycle_key=cycle_key(subscription, 0),
+            collect=subscription.payment_method_id is not None,
+        )
+        if invoice.status == "paid":
+            move(subscription, Sub.ACTIVE)
+            events.subscription_event(
+                session,
+                events.SUBSCRIPTION_UPDATED,
+                subscription,
+                plan,
+                previous_attributes={"status": Sub.INCOMPLETE.value},
+            )
+    return subscription
+
+
+async def update_subscription(
+    session: AsyncSession,
+    subscription: Subscription,
+    body: SubscriptionUpdateBody,
+    *,
+    now: datetime,
+) -> Subscription:
+    """Change plan or quantity (prorated to the second), the card, or cancel-at-period-end."""
+    if subscription.subscription_status is Sub.CANCELED:
+        raise InvalidStatus("a canceled subscription cannot change", field="status")
+    fields = body.model_fields_set - {"proration_behavior"}
+    if not fields:
+        raise InvalidRequest(
+            "nothing to change: give plan_id, quantity, payment_method_id or cancel_at_period_end",
+            field="body",
+        )
+    old_plan = await get_plan(session, subscription.plan_id)
+    plan = old_plan
+    if body.plan_id is not None and body.plan_id != old_plan.id:
+        plan = await _replacement_plan(session, old_plan, body.plan_id)
+    quantity = body.quantity if body.quantity is not None else subscription.quantity
+    changed: dict[str, object] = {}
+    check_chargeable(plan, quantity)
+    if plan is not old_plan or quantity != subscription.quantity:
+        changed |= {"plan_id": old_plan.id, "quantity": subscription.quantity}
+        await change_price(session, subscription, old_plan, plan, quantity, body, now=now)
+    if body.payment_method_id is not None:
+        changed["payment_method_id"] = subscription.payment_method_id
+        subscription.payment_method_id = body.payment_method_id
+        await _retry_open_invoices(session, subscription, now=now)
+    if body.cancel_at_period_end is not None:
+        changed["cancel_at_period_end"] = subscription.cancel_at_period_end
+        subscription.cancel_at_period_end = body.cancel_at_period_end
+        if not body.cancel_at_period_end:
+            subscription.cancellation_reason = None
+    events.subscription_event(
+        session, events.SUBSCRIPTION_UPDATED, subscription, plan, previous_attributes=changed
+    )
+    return subscription
+
+
+async def _replacement_plan(session: AsyncSession, old: Plan, plan_id: str) -> Plan:
+    plan = await get_plan(session, plan_id)
+    if not plan.active:
+        raise InvalidRequest(f"plan {plan.id} is not active", field="plan_id")
+    if plan.currency != old.currency:
+        raise InvalidRequest(
+            f"plan {plan.id} is in {plan.currency}; the subscription pays in {old.currency}",
+            field="plan_id",
+        )
+    return plan
+
+
+async def _retry_open_invoices(
+    session: AsyncSession, subscription: Subscription, *, now: datetime
+) -> None:
+    """A new card: unpaid invoices of a subscription still alive are tried again now."""
+    if subscription.subscription_status is Sub.CANCELED:
+        return
+    for invoice in await open_invoices_of(session, subscription.id):
+        invoice.next_payment_attempt = now
+
+
+async def cancel_subscription(
+    session: AsyncSession, subscription: Subscription, body: CancelBody, *, now: datetime
+) -> Subscription:
+    """Cancel now (no more attempts; with `prorate`, the unused time is credited to the
+    customer's balance) or at the end of the paid period."""
+    if subscription.subscription_status is Sub.CANCELED:
+        raise InvalidStatus("the subscription is already canceled", field="status")
+    plan = await get_plan(session, subscription.plan_id)
+    subscription.cancellation_reason = body.reason
+    if body.at_period_end:
+        subscription.cancel_at_period_end = True
+        events.subscription_event(
+            session,
+            events.SUBSCRIPTION_UPDATED,
+            subscription,
+            plan,
+            previous_attributes={"cancel_at_period_end": False},
+        )
+        return subscription
+    if body.prorate:
+        await credit_unused_time(session, subscription, plan, now=now)
+    await end_subscription(session, subscription, plan, at=now)
+    return subscription
+
+
+async def end_subscription(
+    session: AsyncSession, subscription: Subscription, plan: Plan, *, at: datetime
+) -> None:
+    """Canceled for good: open invoices get no more attempts."""
+    previous = move(subscription, Sub.CANCELED)
+    subscription.canceled_at = subscription.canceled_at or at
+    subscription.ended_at = at
+    for invoice in await open_invoices_of(session, subscription.id):
+        invoice.next_payment_attempt = None
+    events.subscription_event(
+        session,
+        events.SUBSCRIPTION_CANCELED,
+        subscription,
+        plan,
+        previous_attributes={"status": previous.value},
+    )
