@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from payport.ledger.check import check
 from payport.ledger.models import LedgerEntry, LedgerPosting
+from payport.ledger.repository import balance_of
 from tests.harness import Harness
 from tests.provider_truth import by_payment
 from tests.webhooks import recorded
@@ -254,6 +255,51 @@ async def test_revert_after_an_outside_partial_refund_leaves_nothing_in_escrow(
     assert reverted.amount_refunded_minor == stored.amount_captured_minor == 2500
     response = await harness.client.get(f"/api/v1/payments/{payment_id}")
     assert response.json()["amount_refunded"] == 2500
+    report = await check(harness.runtime.db, provider=harness.runtime.provider)
+    assert report.ok, [str(problem) for problem in report.problems]
+
+
+async def test_an_outside_refund_of_a_released_payment_is_owed_back_by_escrow(
+    harness: Harness,
+) -> None:
+    """After the release the platform fronts an outside refund: the payment's escrow goes
+    negative by it (what the runner owes back) and `ledger check` accepts that, before any
+    revert settles it."""
+    payment_id = await released(harness, "order-refunded-after-release")
+    stored = await payment(harness, payment_id)
+    await harness.runtime.provider.create_refund(
+        payment_intent=stored.payment_intent_id or "",
+        amount_minor=600,
+        reason="requested_by_customer",
+        idempotency_key="dashboard:refund-after-release",
+    )
+    await harness.drain()
+
+    assert (await payment(harness, payment_id)).amount_refunded_minor == 600
+    [escrow] = await balance_of(harness.runtime.db, f"escrow:{payment_id}")
+    assert escrow.money.amount_minor == -600
+    report = await check(harness.runtime.db, provider=harness.runtime.provider)
+    assert report.ok, [str(problem) for problem in report.problems]
+
+
+async def test_an_outside_refund_before_the_release_leaves_the_rest_in_escrow(
+    harness: Harness,
+) -> None:
+    """Captured but not yet transferred: an outside refund comes out of the escrowed money."""
+    payment_id = (await harness.authorize("order-captured-then-refunded"))["payload"]["payment_id"]
+    captured = await harness.client.post(f"/api/v1/payments/{payment_id}/capture")
+    assert captured.status_code == 200, captured.text
+    stored = await payment(harness, payment_id)
+    await harness.runtime.provider.create_refund(
+        payment_intent=stored.payment_intent_id or "",
+        amount_minor=600,
+        reason="requested_by_customer",
+        idempotency_key="dashboard:refund-before-release",
+    )
+    await harness.drain()
+
+    [escrow] = await balance_of(harness.runtime.db, f"escrow:{payment_id}")
+    assert escrow.money.amount_minor == stored.amount_captured_minor - 600
     report = await check(harness.runtime.db, provider=harness.runtime.provider)
     assert report.ok, [str(problem) for problem in report.problems]
 

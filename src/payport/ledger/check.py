@@ -157,11 +157,20 @@ def _expected_hold() -> ColumnElement[Any]:
 
 
 def _expected_escrow() -> ColumnElement[Any]:
-    """Captured money waits in escrow until transferred; FAILED and REVERTED keep nothing."""
-    waiting = and_(
-        Payment.status.in_([S.AUTHORIZED.value, S.SUCCEEDED.value]), Payment.transfer_id.is_(None)
-    )
-    return case((waiting, Payment.amount_captured_minor), else_=0)
+    """Captured money waits in escrow until transferred; FAILED and REVERTED keep nothing.
+
+    Refunds made outside payport leave escrow as they happen: before the release they
+    come out of the captured money; after it the platform fronts them, so a released
+    payment's escrow goes negative by what the runner still owes back (less any part of
+    the transfer reversed outside). A revert settles both to zero.
+    """
+    live = Payment.status.in_([S.AUTHORIZED.value, S.SUCCEEDED.value])
+    refunded = func.coalesce(Payment.amount_refunded_minor, 0)
+    waiting = and_(live, Payment.transfer_id.is_(None))
+    released = and_(live, Payment.transfer_id.is_not(None))
+    # The release moved all of the captured money out (the split is check 4's business).
+    owed_back = func.coalesce(Payment.transfer_reversed_minor, 0) - refunded
+    return case((waiting, Payment.amount_captured_minor - refunded), (released, owed_back), else_=0)
 
 
 def _balance_of(prefix: str) -> Any:
