@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from rich.console import Console
 import payport.messaging.kafka  # noqa: F401  (InitProducerId compatibility for the producer)
 from bench.broker import TansuBroker
 from bench.pg import fresh_database, reachable
-from bench.server import payport_server
+from bench.server import cpu_seconds, payport_process
 from payport.db import Database
 from payport.money import Money
 from payport.providers.base import AuthorizeRequest
@@ -229,8 +230,11 @@ def batch(count: int) -> list[tuple[str, bytes, str]]:
     return bodies
 
 
-async def throughput_run(broker: TansuBroker, in_flight: int, expected_per_s: float) -> float:
-    """payport's authorize commands/s with `in_flight` overlapping 300 ms provider calls."""
+async def throughput_run(
+    broker: TansuBroker, in_flight: int, expected_per_s: float
+) -> tuple[float, float]:
+    """payport's authorize commands/s with `in_flight` overlapping 300 ms provider calls,
+    and the CPU milliseconds payport's process spent per command meanwhile."""
     count = max(200, int(expected_per_s * SECONDS))
     async with fresh_database() as url:
         topics = Topics(broker)
@@ -240,19 +244,49 @@ async def throughput_run(broker: TansuBroker, in_flight: int, expected_per_s: fl
             "PAYPORT_MAX_IN_FLIGHT": str(in_flight),
             **topics.settings(),
         }
-        with payport_server(env):
+        with payport_process(env) as server:
             await topics.start()
             try:
                 await topics.warm_up()
                 commands = batch(count)
+                cpu_before = cpu_seconds(server.pid)
                 started = time.perf_counter()
                 await topics.send([(key, body) for key, body, _ in commands])
                 arrived = await topics.outcomes({cid for *_, cid in commands}, timeout_s=600)
+                cpu_used = cpu_seconds(server.pid) - cpu_before
+                cpu_total = await cpu_until_idle(server.pid) - cpu_before
             finally:
                 await topics.stop()
         elapsed = max(arrived.values()) - started
-        console.print(f"in-flight {in_flight}: {count} commands in {elapsed:.1f} s")
-        return count / elapsed
+        cpu = CpuCost(cpu_used * 1000 / count, cpu_total * 1000 / count)
+        console.print(
+            f"in-flight {in_flight}: {count} commands in {elapsed:.1f} s, payport CPU "
+            f"{cpu.until_outcomes_ms:.2f} ms/command until the last outcome, "
+            f"{cpu.with_confirmations_ms:.2f} with the webhook confirmations after it"
+        )
+        return count / elapsed, cpu
+
+
+@dataclass(frozen=True)
+class CpuCost:
+    """payport's CPU milliseconds per command: while the outcomes came out, and in all
+    (the sandbox's webhooks confirm each authorization afterwards)."""
+
+    until_outcomes_ms: float
+    with_confirmations_ms: float
+
+
+async def cpu_until_idle(pid: int, timeout_s: float = 120.0) -> float:
+    """The process's CPU seconds once it has gone quiet (< 5 % of a core for a second)."""
+    deadline = time.perf_counter() + timeout_s
+    last = cpu_seconds(pid)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(1.0)
+        now = cpu_seconds(pid)
+        if now - last < 0.05:
+            return now
+        last = now
+    return last
 
 
 async def latency_run(broker: TansuBroker, samples: int = 200) -> list[float]:
@@ -260,7 +294,7 @@ async def latency_run(broker: TansuBroker, samples: int = 200) -> list[float]:
     async with fresh_database() as url:
         topics = Topics(broker)
         env = {"DATABASE_URL": url, "PAYPORT_SANDBOX_LATENCY_MS": "0", **topics.settings()}
-        with payport_server(env):
+        with payport_process(env):
             await topics.start()
             try:
                 await topics.warm_up()
@@ -320,7 +354,9 @@ async def _measure(broker: TansuBroker, report: Report) -> None:
     console.print(f"PostgreSQL ceiling {ceiling:.0f} tx/s; sequential consumer {sequential:.2f}/s")
     for in_flight in IN_FLIGHT:
         bound = in_flight / (LATENCY_MS / 1000)
-        rate = await throughput_run(broker, in_flight, expected_per_s=min(bound, ceiling / 4))
+        rate, cpu = await throughput_run(
+            broker, in_flight, expected_per_s=min(bound, ceiling / 4)
+        )
         report(
             f"kafka_authorize_in_flight_{in_flight}_vs_sequential",
             rate / sequential,
@@ -331,6 +367,8 @@ async def _measure(broker: TansuBroker, report: Report) -> None:
             vs_pg_ceiling=round(rate / ceiling, 3),
             pg_ceiling_tx_s=round(ceiling),
             latency_ms=LATENCY_MS,
+            payport_cpu_ms_per_command=round(cpu.until_outcomes_ms, 2),
+            payport_cpu_ms_per_command_with_webhooks=round(cpu.with_confirmations_ms, 2),
         )
     floor = await broker_round_trip(broker)
     latencies = await latency_run(broker)
