@@ -248,17 +248,18 @@ async def throughput_run(
             await topics.start()
             try:
                 await topics.warm_up()
+                idle_rate = await idle_cpu_rate(server.pid)
                 commands = batch(count)
                 cpu_before = cpu_seconds(server.pid)
                 started = time.perf_counter()
                 await topics.send([(key, body) for key, body, _ in commands])
                 arrived = await topics.outcomes({cid for *_, cid in commands}, timeout_s=600)
                 cpu_used = cpu_seconds(server.pid) - cpu_before
-                cpu_total = await cpu_until_idle(server.pid) - cpu_before
+                cpu_total = await cpu_until_idle(server.pid, idle_rate) - cpu_before
             finally:
                 await topics.stop()
         elapsed = max(arrived.values()) - started
-        cpu = CpuCost(cpu_used * 1000 / count, cpu_total * 1000 / count)
+        cpu = CpuCost(cpu_used * 1000 / count, cpu_total * 1000 / count, idle_rate)
         console.print(
             f"in-flight {in_flight}: {count} commands in {elapsed:.1f} s, payport CPU "
             f"{cpu.until_outcomes_ms:.2f} ms/command until the last outcome, "
@@ -274,16 +275,24 @@ class CpuCost:
 
     until_outcomes_ms: float
     with_confirmations_ms: float
+    idle_share_of_core: float  # what its polling loops cost while there is nothing to do
 
 
-async def cpu_until_idle(pid: int, timeout_s: float = 120.0) -> float:
-    """The process's CPU seconds once it has gone quiet (< 5 % of a core for a second)."""
+async def idle_cpu_rate(pid: int, seconds: float = 2.0) -> float:
+    """CPU seconds per second the process spends with nothing to do (its polling loops)."""
+    before = cpu_seconds(pid)
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(pid) - before) / seconds
+
+
+async def cpu_until_idle(pid: int, idle_rate: float, timeout_s: float = 120.0) -> float:
+    """The process's CPU seconds once it is back to its idle rate (+ 5 % of a core)."""
     deadline = time.perf_counter() + timeout_s
     last = cpu_seconds(pid)
     while time.perf_counter() < deadline:
         await asyncio.sleep(1.0)
         now = cpu_seconds(pid)
-        if now - last < 0.05:
+        if now - last < idle_rate + 0.05:
             return now
         last = now
     return last
@@ -369,6 +378,7 @@ async def _measure(broker: TansuBroker, report: Report) -> None:
             latency_ms=LATENCY_MS,
             payport_cpu_ms_per_command=round(cpu.until_outcomes_ms, 2),
             payport_cpu_ms_per_command_with_webhooks=round(cpu.with_confirmations_ms, 2),
+            payport_idle_cpu_share=round(cpu.idle_share_of_core, 3),
         )
     floor = await broker_round_trip(broker)
     latencies = await latency_run(broker)

@@ -74,10 +74,15 @@ async def authorize(ctx: PaymentsContext, envelope: Envelope, source_ref: str | 
     )
     if started.outcome is not None:
         return started.outcome
-    intent, error = await _call_provider(ctx, started)
-    return await _coalescer(ctx, "authorize.settle", _settle_many).submit(
-        _Answer(started, intent, error)
-    )
+    payment_id = started.payment_id or ""
+    ctx.authorizing.add(payment_id)
+    try:
+        intent, error = await _call_provider(ctx, started)
+        return await _coalescer(ctx, "authorize.settle", _settle_many).submit(
+            _Answer(started, intent, error)
+        )
+    finally:
+        ctx.authorizing.discard(payment_id)
 
 
 def _coalescer(

@@ -35,6 +35,9 @@ class PaymentsContext:
     on_commit: Callable[[], None] = field(default=lambda: None)
     # Coalescers by name, created on first use (see payport.coalesce).
     batches: dict[str, Any] = field(default_factory=dict)
+    # Payments whose authorize call this process is making now: their provider events can
+    # wait, because the call's own answer is about to settle them (see webhooks/service.py).
+    authorizing: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,15 +167,28 @@ async def _mark_rows(session: AsyncSession, row_ids: Sequence[int], status: str)
 class WebhookProcessor:
     """Applies stored events: confirmations in bulk, possible changes via the provider."""
 
-    def __init__(self, db: Database, provider: base.PaymentProvider, *, concurrency: int = 64):
+    def __init__(
+        self,
+        db: Database,
+        provider: base.PaymentProvider,
+        *,
+        concurrency: int = 64,
+        authorizing: AbstractSet[str] = frozenset(),
+    ):
+        """`authorizing`: payments whose authorize call this process is making (live view)."""
         self._db = db
         self._provider = provider
         self._dispatcher = KeyedDispatcher(concurrency)
         self._in_flight: set[int] = set()
+        self._authorizing = authorizing
 
     async def process_pending(self, *, limit: int = 500) -> int:
         """Handle what is pending; returns how many events were taken up."""
-        pending = [p for p in await self._load_pending(limit) if p.row_id not in self._in_flight]
+        pending = [
+            p
+            for p in await self._load_pending(limit)
+            if p.row_id not in self._in_flight and not self._answered_by_own_call(p)
+        ]
         if not pending:
             return 0
         settled, to_fetch = await self._triage(pending)
@@ -184,6 +198,20 @@ class WebhookProcessor:
             self._in_flight.add(event.row_id)
             await self._dispatcher.submit(event.object_id or "", self._job(event))
         return len(pending)
+
+    def _answered_by_own_call(self, event: _Pending) -> bool:
+        """An event about an authorization this process is still applying is left for later.
+
+        Stripe may send it before the API call that caused it has returned; the call's
+        answer is about to settle the payment, after which the event only confirms it
+        (no provider fetch, no transaction of its own). It stays pending in the database,
+        so a crash loses nothing.
+        """
+        if not self._authorizing or event.event_type not in INTENT_EVENTS:
+            return False
+        metadata = event.obj.get("metadata")
+        payment_id = metadata.get("payment_id") if isinstance(metadata, dict) else None
+        return isinstance(payment_id, str) and payment_id in self._authorizing
 
     async def join(self) -> None:
         await self._dispatcher.join()
@@ -200,7 +228,7 @@ class WebhookProcessor:
                     )
                     .where(ProviderEvent.status == "pending")
                     .order_by(ProviderEvent.id)
-                    .limit(limit + len(self._in_flight))
+                    .limit(limit + len(self._in_flight) + len(self._authorizing))
                 )
             ).all()
         return [_pending(row_id, kind, object_id, body) for row_id, kind, object_id, body in rows]
