@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -77,6 +77,27 @@ def payport_process(env: dict[str, str], *, command: str = "serve") -> Iterator[
     settings = {"PORT": str(port), "PAYPORT_LOG_LEVEL": "WARNING"} | env
     with _process(["payport", command], port, "/health", settings) as process:
         yield Running(port, process.pid)
+
+
+@contextlib.contextmanager
+def payport_workers(env: dict[str, str], count: int) -> Iterator[list[int]]:
+    """`count` extra `payport worker` processes (no HTTP: the caller knows when they joined)."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "payport", "worker"],
+            env=os.environ | {"PAYPORT_LOG_LEVEL": "WARNING"} | env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield [process.pid for process in processes]
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=20)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -12,10 +12,10 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar, cast
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.coalesce import Coalescer
@@ -28,6 +28,7 @@ from payport.payments.commands import (
     PaymentsContext,
     answered_from_record,
     inbox_key,
+    new_entry,
     open_entry,
     recorded_event,
     reject,
@@ -40,6 +41,8 @@ from payport.providers.errors import to_payport_error, with_retries
 
 log = logging.getLogger(__name__)
 S = PaymentStatus
+_PAYMENTS = cast(Table, Payment.__table__)
+_INBOX = cast(Table, InboxEntry.__table__)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -104,10 +107,33 @@ async def _start_many(ctx: PaymentsContext, requests: Sequence[_Request]) -> lis
         entries = await _entries_by_key(session, [inbox_key(r.envelope) for r in requests])
         commands = [_parse(r.envelope, ctx.settings.default_currency) for r in requests]
         payments = await _payments_for(session, commands, entries.values())
-        return [
-            _start_one(session, request, command, entries, payments)
+        fresh = _Fresh()
+        started = [
+            _start_one(session, request, command, entries, payments, fresh)
             for request, command in zip(requests, commands, strict=True)
         ]
+        await fresh.insert(session)
+        return started
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """New payments and their inbox entries, the common case: one executemany per table
+    rather than the unit of work's per-object flush (a duplicate order still fails the
+    batch on its unique key, as a flush would)."""
+
+    payments: list[Payment] = field(default_factory=list)
+    entries: list[InboxEntry] = field(default_factory=list)
+
+    async def insert(self, session: AsyncSession) -> None:
+        for table, objects in ((_PAYMENTS, self.payments), (_INBOX, self.entries)):
+            if objects:
+                await session.execute(insert(table), [_set_columns(o) for o in objects])
+
+
+def _set_columns(obj: Payment | InboxEntry) -> dict[str, Any]:
+    """The values given to a new, sessionless object; the rest take their column defaults."""
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
 
 
 def _parse(envelope: Envelope, default_currency: str) -> AuthorizeCommand | PayportError:
@@ -155,6 +181,7 @@ def _start_one(
     command: AuthorizeCommand | PayportError,
     entries: dict[str, InboxEntry],
     payments: _Known,
+    fresh: _Fresh,
 ) -> _Started:
     envelope, source_ref = request.envelope, request.source_ref
     key = inbox_key(envelope)
@@ -171,9 +198,14 @@ def _start_one(
     if isinstance(command, PayportError):
         return _Started(reject(session, envelope, target, source_ref, command))
     payment = payments.by_order.get(command.order_id)
-    if payment is None:
-        payment = service.create_payment(session, command, envelope.correlation_id)
+    if payment is None:  # a new order: nothing to look at, straight to the provider
+        payment = service.new_payment(command, envelope.correlation_id)
+        entry = new_entry(envelope, source_ref, payment_id=payment.id, status="waiting")
         payments.add(payment)
+        entries[key] = entry
+        fresh.payments.append(payment)
+        fresh.entries.append(entry)
+        return call_for(payment, entry)
     entry = open_entry(session, envelope, source_ref, payment_id=payment.id, status="waiting")
     entries[key] = entry
     settled = service.outcome_for_settled(payment)
