@@ -46,7 +46,7 @@ IN_FLIGHT = [int(n) for n in os.environ.get("BENCH_KAFKA_IN_FLIGHT", "64,256,102
 SECONDS = float(os.environ.get("BENCH_KAFKA_SECONDS", "20"))
 # Worker processes sharing the command topic's partitions: `payport serve` plus N-1
 # `payport worker`s. The in-flight limit is the total, split between them.
-WORKERS = [int(n) for n in os.environ.get("BENCH_KAFKA_WORKERS", "1,2").split(",")]
+WORKERS = [int(n) for n in os.environ.get("BENCH_KAFKA_WORKERS", "1").split(",")]
 console = Console()
 Report = Callable[..., None]
 

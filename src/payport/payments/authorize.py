@@ -72,7 +72,9 @@ class _Answer:
 
 
 async def authorize(ctx: PaymentsContext, envelope: Envelope, source_ref: str | None) -> Outcome:
-    started = await _coalescer(ctx, "authorize.start", _start_many).submit(
+    # New payments share no rows: two start batches may overlap. Settle batches stay one at
+    # a time (they update the same ledger balance rows).
+    started = await _coalescer(ctx, "authorize.start", _start_many, concurrency=2).submit(
         _Request(envelope, source_ref)
     )
     if started.outcome is not None:
@@ -92,10 +94,12 @@ def _coalescer(
     ctx: PaymentsContext,
     name: str,
     run: Callable[[PaymentsContext, Sequence[T]], Awaitable[Sequence[R]]],
+    *,
+    concurrency: int = 1,
 ) -> Coalescer[T, R]:
     """One coalescer per context and phase, so concurrent commands share transactions."""
     if name not in ctx.batches:
-        ctx.batches[name] = Coalescer(functools.partial(run, ctx))
+        ctx.batches[name] = Coalescer(functools.partial(run, ctx), concurrency=concurrency)
     return cast(Coalescer[T, R], ctx.batches[name])
 
 

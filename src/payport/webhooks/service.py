@@ -181,6 +181,7 @@ class WebhookProcessor:
         self._dispatcher = KeyedDispatcher(concurrency)
         self._in_flight: set[int] = set()
         self._authorizing = authorizing
+        self._parsed: dict[int, _Pending] = {}
 
     async def process_pending(self, *, limit: int = 500) -> int:
         """Handle what is pending; returns how many events were taken up."""
@@ -231,7 +232,13 @@ class WebhookProcessor:
                     .limit(limit + len(self._in_flight) + len(self._authorizing))
                 )
             ).all()
-        return [_pending(row_id, kind, object_id, body) for row_id, kind, object_id, body in rows]
+        # Events left for an authorization in flight come back on every pass: parse once.
+        parsed = self._parsed
+        self._parsed = {
+            row_id: parsed.get(row_id) or _pending(row_id, kind, object_id, body)
+            for row_id, kind, object_id, body in rows
+        }
+        return list(self._parsed.values())
 
     async def _triage(
         self, pending: Sequence[_Pending]
