@@ -12,10 +12,10 @@ import logging
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +45,15 @@ INTENT_EVENTS = frozenset(
     }
 )
 MAX_ATTEMPTS = 10
+_EVENTS = cast(Table, ProviderEvent.__table__)
+# Read straight through the driver (Database.fetch_all): the processor polls it constantly.
+_PENDING_EVENTS = (
+    select(_EVENTS.c.id, _EVENTS.c.event_type, _EVENTS.c.object_id, _EVENTS.c.body)
+    .where(_EVENTS.c.status == bindparam("status"))
+    .order_by(_EVENTS.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .offset(bindparam("offset", type_=Integer))  # SQLite renders LIMIT with an OFFSET
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +119,14 @@ async def record_events(
     }
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Rows as executemany parameters, not .values(rows): one statement compiled once and
+    # cached, instead of a new one for every batch size.
     statement = (
-        insert(ProviderEvent)
-        .values(list(rows.values()))
+        insert(_EVENTS)
         .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(ProviderEvent.event_id)
+        .returning(_EVENTS.c.event_id)
     )
-    inserted = set((await session.execute(statement)).scalars())
+    inserted = set((await session.execute(statement, list(rows.values()))).scalars())
     new: list[bool] = []
     for parsed, _body in events:
         new.append(parsed.event_id in inserted)
@@ -218,25 +228,15 @@ class WebhookProcessor:
         await self._dispatcher.join()
 
     async def _load_pending(self, limit: int) -> list[_Pending]:
-        async with self._db.read() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        ProviderEvent.id,
-                        ProviderEvent.event_type,
-                        ProviderEvent.object_id,
-                        ProviderEvent.body,
-                    )
-                    .where(ProviderEvent.status == "pending")
-                    .order_by(ProviderEvent.id)
-                    .limit(limit + len(self._in_flight) + len(self._authorizing))
-                )
-            ).all()
+        wanted = limit + len(self._in_flight) + len(self._authorizing)
+        params = {"status": "pending", "limit": wanted, "offset": 0}
+        rows = await self._db.fetch_all(_PENDING_EVENTS, params)
         # Events left for an authorization in flight come back on every pass: parse once.
         parsed = self._parsed
         self._parsed = {
-            row_id: parsed.get(row_id) or _pending(row_id, kind, object_id, body)
-            for row_id, kind, object_id, body in rows
+            row["id"]: parsed.get(row["id"])
+            or _pending(row["id"], row["event_type"], row["object_id"], row["body"])
+            for row in rows
         }
         return list(self._parsed.values())
 
