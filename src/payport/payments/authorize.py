@@ -72,9 +72,10 @@ class _Answer:
 
 
 async def authorize(ctx: PaymentsContext, envelope: Envelope, source_ref: str | None) -> Outcome:
-    # New payments share no rows: two start batches may overlap. Settle batches stay one at
-    # a time (they update the same ledger balance rows).
-    started = await _coalescer(ctx, "authorize.start", _start_many, concurrency=2).submit(
+    # New payments share no rows: on PostgreSQL two start batches may overlap (SQLite has
+    # one writer). Settle batches stay one at a time: they update the same balance rows.
+    overlap = 1 if ctx.db.is_sqlite else 2
+    started = await _coalescer(ctx, "authorize.start", _start_many, concurrency=overlap).submit(
         _Request(envelope, source_ref)
     )
     if started.outcome is not None:
