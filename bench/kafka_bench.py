@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from rich.console import Console
 import payport.messaging.kafka  # noqa: F401  (InitProducerId compatibility for the producer)
 from bench.broker import TansuBroker
 from bench.pg import fresh_database, reachable
-from bench.server import payport_server
+from bench.server import cpu_seconds, payport_process, payport_workers
 from payport.db import Database
 from payport.money import Money
 from payport.providers.base import AuthorizeRequest
@@ -43,6 +44,9 @@ LATENCY_MS = 300
 PARTITIONS = 8
 IN_FLIGHT = [int(n) for n in os.environ.get("BENCH_KAFKA_IN_FLIGHT", "64,256,1024").split(",")]
 SECONDS = float(os.environ.get("BENCH_KAFKA_SECONDS", "20"))
+# Worker processes sharing the command topic's partitions: `payport serve` plus N-1
+# `payport worker`s. The in-flight limit is the total, split between them.
+WORKERS = [int(n) for n in os.environ.get("BENCH_KAFKA_WORKERS", "1").split(",")]
 console = Console()
 Report = Callable[..., None]
 
@@ -215,6 +219,25 @@ class Topics:
         await self.follow_events()
         await self.outcomes({cid}, timeout_s=120)
 
+    async def group_stable(self, members: int, timeout_s: float = 60.0) -> None:
+        """Wait until payport's consumer group is stable with `members` members, so no
+        rebalance pauses the timed run."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
+        await admin.start()
+        try:
+            deadline = time.perf_counter() + timeout_s
+            while True:
+                (response,) = await admin.describe_consumer_groups([self.group])
+                (group,) = response.groups
+                state, joined = group[2], len(group[5])
+                if state == "Stable" and joined == members:
+                    return
+                assert time.perf_counter() < deadline, f"group {state} with {joined} members"
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+        await asyncio.sleep(1.0)  # members that just joined fetch their first records
+
     async def stop(self) -> None:
         for client in (self._producer, self._consumer):
             if client is not None:
@@ -229,30 +252,81 @@ def batch(count: int) -> list[tuple[str, bytes, str]]:
     return bodies
 
 
-async def throughput_run(broker: TansuBroker, in_flight: int, expected_per_s: float) -> float:
-    """payport's authorize commands/s with `in_flight` overlapping 300 ms provider calls."""
+async def throughput_run(
+    broker: TansuBroker, in_flight: int, expected_per_s: float, *, workers: int = 1
+) -> tuple[float, CpuCost]:
+    """payport's authorize commands/s with `in_flight` overlapping 300 ms provider calls
+    (in total, over `workers` processes), and the CPU milliseconds payport's processes
+    spent per command meanwhile."""
     count = max(200, int(expected_per_s * SECONDS))
     async with fresh_database() as url:
         topics = Topics(broker)
         env = {
             "DATABASE_URL": url,
             "PAYPORT_SANDBOX_LATENCY_MS": str(LATENCY_MS),
-            "PAYPORT_MAX_IN_FLIGHT": str(in_flight),
+            "PAYPORT_MAX_IN_FLIGHT": str(max(1, in_flight // workers)),
             **topics.settings(),
         }
-        with payport_server(env):
+        with payport_process(env) as server:
             await topics.start()
             try:
                 await topics.warm_up()
-                commands = batch(count)
-                started = time.perf_counter()
-                await topics.send([(key, body) for key, body, _ in commands])
-                arrived = await topics.outcomes({cid for *_, cid in commands}, timeout_s=600)
+                with payport_workers(env | {"PORT": str(server.port)}, workers - 1) as extra:
+                    pids = [server.pid, *extra]
+                    await topics.group_stable(members=workers)
+                    idle_rate = await idle_cpu_rate(pids)
+                    commands = batch(count)
+                    cpu_before = cpu_seconds_of(pids)
+                    started = time.perf_counter()
+                    await topics.send([(key, body) for key, body, _ in commands])
+                    wanted = {cid for *_, cid in commands}
+                    arrived = await topics.outcomes(wanted, timeout_s=600)
+                    cpu_used = cpu_seconds_of(pids) - cpu_before
+                    cpu_total = await cpu_until_idle(pids, idle_rate) - cpu_before
             finally:
                 await topics.stop()
         elapsed = max(arrived.values()) - started
-        console.print(f"in-flight {in_flight}: {count} commands in {elapsed:.1f} s")
-        return count / elapsed
+        cpu = CpuCost(cpu_used * 1000 / count, cpu_total * 1000 / count, idle_rate)
+        console.print(
+            f"in-flight {in_flight}, {workers} process(es): {count} commands in {elapsed:.1f} s,"
+            f" payport CPU {cpu.until_outcomes_ms:.2f} ms/command until the last outcome, "
+            f"{cpu.with_confirmations_ms:.2f} with the webhook confirmations after it"
+        )
+        return count / elapsed, cpu
+
+
+def cpu_seconds_of(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+@dataclass(frozen=True)
+class CpuCost:
+    """payport's CPU milliseconds per command: while the outcomes came out, and in all
+    (the sandbox's webhooks confirm each authorization afterwards)."""
+
+    until_outcomes_ms: float
+    with_confirmations_ms: float
+    idle_share_of_core: float  # what its polling loops cost while there is nothing to do
+
+
+async def idle_cpu_rate(pids: list[int], seconds: float = 2.0) -> float:
+    """CPU seconds per second the processes spend with nothing to do (their polling loops)."""
+    before = cpu_seconds_of(pids)
+    await asyncio.sleep(seconds)
+    return (cpu_seconds_of(pids) - before) / seconds
+
+
+async def cpu_until_idle(pids: list[int], idle_rate: float, timeout_s: float = 120.0) -> float:
+    """The processes' CPU seconds once they are back to their idle rate (+ 5 % of a core)."""
+    deadline = time.perf_counter() + timeout_s
+    last = cpu_seconds_of(pids)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(1.0)
+        now = cpu_seconds_of(pids)
+        if now - last < idle_rate + 0.05:
+            return now
+        last = now
+    return last
 
 
 async def latency_run(broker: TansuBroker, samples: int = 200) -> list[float]:
@@ -260,7 +334,7 @@ async def latency_run(broker: TansuBroker, samples: int = 200) -> list[float]:
     async with fresh_database() as url:
         topics = Topics(broker)
         env = {"DATABASE_URL": url, "PAYPORT_SANDBOX_LATENCY_MS": "0", **topics.settings()}
-        with payport_server(env):
+        with payport_process(env):
             await topics.start()
             try:
                 await topics.warm_up()
@@ -320,18 +394,26 @@ async def _measure(broker: TansuBroker, report: Report) -> None:
     console.print(f"PostgreSQL ceiling {ceiling:.0f} tx/s; sequential consumer {sequential:.2f}/s")
     for in_flight in IN_FLIGHT:
         bound = in_flight / (LATENCY_MS / 1000)
-        rate = await throughput_run(broker, in_flight, expected_per_s=min(bound, ceiling / 4))
-        report(
-            f"kafka_authorize_in_flight_{in_flight}_vs_sequential",
-            rate / sequential,
-            payport_per_s=round(rate, 1),
-            sequential_per_s=round(sequential, 2),
-            vs_bound=round(rate / bound, 3),
-            bound_per_s=round(bound, 1),
-            vs_pg_ceiling=round(rate / ceiling, 3),
-            pg_ceiling_tx_s=round(ceiling),
-            latency_ms=LATENCY_MS,
-        )
+        for workers in WORKERS:
+            rate, cpu = await throughput_run(
+                broker, in_flight, expected_per_s=min(bound, ceiling / 4), workers=workers
+            )
+            suffix = "" if workers == 1 else f"_{workers}_processes"
+            report(
+                f"kafka_authorize_in_flight_{in_flight}{suffix}_vs_sequential",
+                rate / sequential,
+                payport_per_s=round(rate, 1),
+                sequential_per_s=round(sequential, 2),
+                vs_bound=round(rate / bound, 3),
+                bound_per_s=round(bound, 1),
+                vs_pg_ceiling=round(rate / ceiling, 3),
+                pg_ceiling_tx_s=round(ceiling),
+                latency_ms=LATENCY_MS,
+                processes=workers,
+                payport_cpu_ms_per_command=round(cpu.until_outcomes_ms, 2),
+                payport_cpu_ms_per_command_with_webhooks=round(cpu.with_confirmations_ms, 2),
+                payport_idle_cpu_share=round(cpu.idle_share_of_core, 3),
+            )
     floor = await broker_round_trip(broker)
     latencies = await latency_run(broker)
     p50 = statistics.median(latencies)

@@ -21,20 +21,25 @@ BatchFn = Callable[[Sequence[T]], Awaitable[Sequence[R]]]
 
 
 class Coalescer(Generic[T, R]):
-    def __init__(self, run_batch: BatchFn[T, R], *, max_batch: int = 64) -> None:
+    """`concurrency` > 1 lets that many batches run at once (on separate connections): a
+    caller that arrives while a batch waits on the database starts the next one instead of
+    waiting for it. Only for batches that share no rows, or lock them in one order."""
+
+    def __init__(
+        self, run_batch: BatchFn[T, R], *, max_batch: int = 64, concurrency: int = 1
+    ) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
+        self._concurrency = concurrency
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
-        self._draining = False
-        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
+        self._drainers: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
 
     async def submit(self, item: T) -> R:
         """Queue `item`; returns its result once the transaction holding it committed."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if not self._draining:
-            self._draining = True
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        if len(self._drainers) < self._concurrency:
+            self._drainers.add(asyncio.get_running_loop().create_task(self._drain()))
         return await future
 
     async def _drain(self) -> None:
@@ -44,7 +49,11 @@ class Coalescer(Generic[T, R]):
                 del self._queue[: self._max_batch]
                 await self._run(batch)
         finally:
-            self._draining = False
+            # No await between the last look at the queue and leaving the set: a caller
+            # queueing after that look sees a free place and starts a drainer of its own.
+            task = asyncio.current_task()
+            if task is not None:
+                self._drainers.discard(task)
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

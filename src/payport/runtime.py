@@ -99,7 +99,10 @@ class Runtime:
             settings, self.db, self.provider, on_commit=self._after_commit
         )
         self.webhook_processor = WebhookProcessor(
-            self.db, self.provider, handlers=self.checkout.event_handlers()
+            self.db,
+            self.provider,
+            handlers=self.checkout.event_handlers(),
+            authorizing=self.ctx.authorizing,
         )
         self.billing = BillingEngine(self.db, self.provider, settings, on_commit=self._after_commit)
         self.event_recorder = EventRecorder(self.db)
@@ -226,7 +229,9 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._checkpoint_loop()))
         if isinstance(self.provider, SandboxProvider):
             self._tasks.append(
-                asyncio.create_task(self._loop(self.delivery_step, self.deliveries_ready))
+                asyncio.create_task(
+                    self._loop(self.delivery_step, self.deliveries_ready, gather_s=0.1)
+                )
             )
         if self.settings.reconcile_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._reconcile_loop()))
@@ -276,11 +281,19 @@ class Runtime:
             except Exception:
                 log.exception("reconcile failed; will retry next interval")
 
-    async def _loop(self, step: Callable[[], Awaitable[int]], signal: Signal | None) -> None:
-        """Run `step` until stopped; idle waits for `signal` (None: the step waits itself)."""
+    async def _loop(
+        self, step: Callable[[], Awaitable[int]], signal: Signal | None, *, gather_s: float = 0.0
+    ) -> None:
+        """Run `step` until stopped; idle waits for `signal` (None: the step waits itself).
+
+        `gather_s` > 0 lets work pile up for that long before each step, so a background
+        step runs in fewer, larger batches and keeps off the event loop while commands run.
+        """
         failures = 0
         while not self._stopping.is_set():
             try:
+                if gather_s > 0:
+                    await asyncio.sleep(gather_s)
                 done = await step()
                 failures = 0
             except Exception:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Integer, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.db import Database, utcnow
@@ -133,17 +133,20 @@ class LocalEventPublisher:
         return None
 
 
+# Straight through the driver (Database.fetch_all): the relay runs after every commit.
+_UNPUBLISHED = (
+    select(_OUTBOX.c.id, _OUTBOX.c.key, _OUTBOX.c.body)
+    .where(_OUTBOX.c.publish_seq.is_(None))
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .offset(bindparam("offset", type_=Integer))  # SQLite renders LIMIT with an OFFSET
+)
+
+
 async def relay_once(db: Database, publisher: Publisher, *, limit: int = 1000) -> int:
     """Publish unpublished outbox rows and stamp them with a publish sequence number."""
-    async with db.read() as session:
-        rows = (
-            await session.execute(
-                select(OutboxEvent.id, OutboxEvent.key, OutboxEvent.body)
-                .where(OutboxEvent.publish_seq.is_(None))
-                .order_by(OutboxEvent.id)
-                .limit(limit)
-            )
-        ).all()
+    found = await db.fetch_all(_UNPUBLISHED, {"limit": limit, "offset": 0})
+    rows = [(row["id"], row["key"], row["body"]) for row in found]
     if not rows:
         return 0
     await publisher.publish([(key, body) for _id, key, body in rows])

@@ -1,27 +1,51 @@
-"""Writing events to the outbox in the caller's transaction; replaying recorded ones."""
+"""Writing events to the outbox in the caller's transaction; replaying recorded ones.
+
+Events are rows, not ORM objects: they wait in the session's transaction and go in at its
+commit, in the order emitted, as one executemany (a fraction of the unit of work's cost).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from sqlalchemy import Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from payport.db import utcnow
 from payport.messaging.envelope import Event, build_event
 from payport.messaging.models import OutboxEvent
+
+_PENDING = "payport.outbox.pending"
+_OUTBOX = cast(Table, OutboxEvent.__table__)
 
 
 def add_event(session: AsyncSession, event: Event) -> Event:
     """Queue `event` for publishing; it leaves only if the caller's transaction commits."""
-    session.add(
-        OutboxEvent(
-            event_id=event.event_id,
-            event_type=event.type,
-            key=event.key,
-            body=orjson.dumps(event.body).decode(),
-        )
+    rows: list[dict[str, Any]] = session.sync_session.info.setdefault(_PENDING, [])
+    rows.append(
+        {
+            "event_id": event.event_id,
+            "event_type": event.type,
+            "key": event.key,
+            "body": orjson.dumps(event.body).decode(),
+            "created_at": utcnow(),
+        }
     )
     return event
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.execute(insert(_OUTBOX), rows)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def emit(

@@ -12,11 +12,11 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.coalesce import Coalescer
@@ -30,6 +30,7 @@ from payport.payments.commands import (
     PaymentsContext,
     answered_from_record,
     inbox_key,
+    new_entry,
     open_entry,
     recorded_event,
     reject,
@@ -42,6 +43,8 @@ from payport.providers.errors import to_payport_error, with_retries
 
 log = logging.getLogger(__name__)
 S = PaymentStatus
+_PAYMENTS = cast(Table, Payment.__table__)
+_INBOX = cast(Table, InboxEntry.__table__)
 T = TypeVar("T")
 R = TypeVar("R")
 # Stripe may forget an idempotency key 24 h after its first use; a retry of a payment older
@@ -76,25 +79,35 @@ class _Answer:
 
 
 async def authorize(ctx: PaymentsContext, envelope: Envelope, source_ref: str | None) -> Outcome:
-    started = await _coalescer(ctx, "authorize.start", _start_many).submit(
+    # New payments share no rows: on PostgreSQL two start batches may overlap (SQLite has
+    # one writer). Settle batches stay one at a time: they update the same balance rows.
+    overlap = 1 if ctx.db.is_sqlite else 2
+    started = await _coalescer(ctx, "authorize.start", _start_many, concurrency=overlap).submit(
         _Request(envelope, source_ref)
     )
     if started.outcome is not None:
         return started.outcome
-    intent, error = await _call_provider(ctx, started)
-    return await _coalescer(ctx, "authorize.settle", _settle_many).submit(
-        _Answer(started, intent, error)
-    )
+    payment_id = started.payment_id or ""
+    ctx.authorizing.add(payment_id)
+    try:
+        intent, error = await _call_provider(ctx, started)
+        return await _coalescer(ctx, "authorize.settle", _settle_many).submit(
+            _Answer(started, intent, error)
+        )
+    finally:
+        ctx.authorizing.discard(payment_id)
 
 
 def _coalescer(
     ctx: PaymentsContext,
     name: str,
     run: Callable[[PaymentsContext, Sequence[T]], Awaitable[Sequence[R]]],
+    *,
+    concurrency: int = 1,
 ) -> Coalescer[T, R]:
     """One coalescer per context and phase, so concurrent commands share transactions."""
     if name not in ctx.batches:
-        ctx.batches[name] = Coalescer(functools.partial(run, ctx))
+        ctx.batches[name] = Coalescer(functools.partial(run, ctx), concurrency=concurrency)
     return cast(Coalescer[T, R], ctx.batches[name])
 
 
@@ -106,10 +119,33 @@ async def _start_many(ctx: PaymentsContext, requests: Sequence[_Request]) -> lis
         entries = await _entries_by_key(session, [inbox_key(r.envelope) for r in requests])
         commands = [_parse(r.envelope, ctx.settings.default_currency) for r in requests]
         payments = await _payments_for(session, commands, entries.values())
-        return [
-            _start_one(session, request, command, entries, payments)
+        fresh = _Fresh()
+        started = [
+            _start_one(session, request, command, entries, payments, fresh)
             for request, command in zip(requests, commands, strict=True)
         ]
+        await fresh.insert(session)
+        return started
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """New payments and their inbox entries, the common case: one executemany per table
+    rather than the unit of work's per-object flush (a duplicate order still fails the
+    batch on its unique key, as a flush would)."""
+
+    payments: list[Payment] = field(default_factory=list)
+    entries: list[InboxEntry] = field(default_factory=list)
+
+    async def insert(self, session: AsyncSession) -> None:
+        for table, objects in ((_PAYMENTS, self.payments), (_INBOX, self.entries)):
+            if objects:
+                await session.execute(insert(table), [_set_columns(o) for o in objects])
+
+
+def _set_columns(obj: Payment | InboxEntry) -> dict[str, Any]:
+    """The values given to a new, sessionless object; the rest take their column defaults."""
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
 
 
 def _parse(envelope: Envelope, default_currency: str) -> AuthorizeCommand | PayportError:
@@ -157,6 +193,7 @@ def _start_one(
     command: AuthorizeCommand | PayportError,
     entries: dict[str, InboxEntry],
     payments: _Known,
+    fresh: _Fresh,
 ) -> _Started:
     envelope, source_ref = request.envelope, request.source_ref
     key = inbox_key(envelope)
@@ -173,9 +210,14 @@ def _start_one(
     if isinstance(command, PayportError):
         return _Started(reject(session, envelope, target, source_ref, command))
     payment = payments.by_order.get(command.order_id)
-    if payment is None:
-        payment = service.create_payment(session, command, envelope.correlation_id)
+    if payment is None:  # a new order: nothing to look at, straight to the provider
+        payment = service.new_payment(command, envelope.correlation_id)
+        entry = new_entry(envelope, source_ref, payment_id=payment.id, status="waiting")
         payments.add(payment)
+        entries[key] = entry
+        fresh.payments.append(payment)
+        fresh.entries.append(entry)
+        return call_for(payment, entry)
     entry = open_entry(session, envelope, source_ref, payment_id=payment.id, status="waiting")
     entries[key] = entry
     settled = service.outcome_for_settled(payment)

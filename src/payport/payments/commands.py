@@ -35,6 +35,9 @@ class PaymentsContext:
     on_commit: Callable[[], None] = field(default=lambda: None)
     # Coalescers by name, created on first use (see payport.coalesce).
     batches: dict[str, Any] = field(default_factory=dict)
+    # Payments whose authorize call this process is making now: their provider events can
+    # wait, because the call's own answer is about to settle them (see webhooks/service.py).
+    authorizing: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -63,7 +66,16 @@ def open_entry(
     status: str = "processing",
 ) -> InboxEntry:
     """Record a new distinct command (its outcome is filled in by `service.answer`)."""
-    entry = InboxEntry(
+    entry = new_entry(envelope, source_ref, payment_id=payment_id, status=status)
+    session.add(entry)
+    return entry
+
+
+def new_entry(
+    envelope: Envelope, source_ref: str | None, *, payment_id: str | None, status: str
+) -> InboxEntry:
+    """An inbox entry not yet in any session (a batch may insert many in one statement)."""
+    return InboxEntry(
         command_key=inbox_key(envelope),
         command_type=envelope.type,
         target=target_of(envelope) or "-",
@@ -72,8 +84,6 @@ def open_entry(
         status=status,
         source_ref=source_ref,
     )
-    session.add(entry)
-    return entry
 
 
 def inbox_key(envelope: Envelope) -> str:

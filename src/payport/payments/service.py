@@ -58,7 +58,14 @@ def answer(
 def create_payment(
     session: AsyncSession, command: AuthorizeCommand, correlation_id: str
 ) -> Payment:
-    payment = Payment(
+    payment = new_payment(command, correlation_id)
+    session.add(payment)
+    return payment
+
+
+def new_payment(command: AuthorizeCommand, correlation_id: str) -> Payment:
+    """A payment for `command`, not yet in any session (INITIATING, nothing moved)."""
+    return Payment(
         id=str(uuid.uuid4()),
         order_id=command.order_id,
         customer_user_id=command.customer_user_id,
@@ -76,8 +83,6 @@ def create_payment(
         amount_refunded_minor=0,
         disputed=False,
     )
-    session.add(payment)
-    return payment
 
 
 def _move(payment: Payment, target: PaymentStatus) -> None:

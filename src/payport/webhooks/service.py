@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +45,15 @@ INTENT_EVENTS = frozenset(
     }
 )
 MAX_ATTEMPTS = 10
+_EVENTS = cast(Table, ProviderEvent.__table__)
+# Read straight through the driver (Database.fetch_all): the processor polls it constantly.
+_PENDING_EVENTS = (
+    select(_EVENTS.c.id, _EVENTS.c.event_type, _EVENTS.c.object_id, _EVENTS.c.body)
+    .where(_EVENTS.c.status == bindparam("status"))
+    .order_by(_EVENTS.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .offset(bindparam("offset", type_=Integer))  # SQLite renders LIMIT with an OFFSET
+)
 
 # Another domain's own event types (checkout.session.*), applied in the processor's
 # transaction: (session, event type, data.object) -> whether anything of theirs was concerned.
@@ -113,13 +123,14 @@ async def record_events(
     }
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Rows as executemany parameters, not .values(rows): one statement compiled once and
+    # cached, instead of a new one for every batch size.
     statement = (
-        insert(ProviderEvent)
-        .values(list(rows.values()))
+        insert(_EVENTS)
         .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(ProviderEvent.event_id)
+        .returning(_EVENTS.c.event_id)
     )
-    inserted = set((await session.execute(statement)).scalars())
+    inserted = set((await session.execute(statement, list(rows.values()))).scalars())
     new: list[bool] = []
     for parsed, _body in events:
         new.append(parsed.event_id in inserted)
@@ -177,16 +188,24 @@ class WebhookProcessor:
         *,
         concurrency: int = 64,
         handlers: Mapping[str, EventHandler] | None = None,
+        authorizing: AbstractSet[str] = frozenset(),
     ):
+        """`authorizing`: payments whose authorize call this process is making (live view)."""
         self._db = db
         self._provider = provider
         self._handlers = dict(handlers or {})
         self._dispatcher = KeyedDispatcher(concurrency)
         self._in_flight: set[int] = set()
+        self._authorizing = authorizing
+        self._parsed: dict[int, _Pending] = {}
 
     async def process_pending(self, *, limit: int = 500) -> int:
         """Handle what is pending; returns how many events were taken up."""
-        pending = [p for p in await self._load_pending(limit) if p.row_id not in self._in_flight]
+        pending = [
+            p
+            for p in await self._load_pending(limit)
+            if p.row_id not in self._in_flight and not self._answered_by_own_call(p)
+        ]
         if not pending:
             return 0
         settled, to_fetch = await self._triage(pending)
@@ -197,25 +216,35 @@ class WebhookProcessor:
             await self._dispatcher.submit(event.object_id or "", self._job(event))
         return len(pending)
 
+    def _answered_by_own_call(self, event: _Pending) -> bool:
+        """An event about an authorization this process is still applying is left for later.
+
+        Stripe may send it before the API call that caused it has returned; the call's
+        answer is about to settle the payment, after which the event only confirms it
+        (no provider fetch, no transaction of its own). It stays pending in the database,
+        so a crash loses nothing.
+        """
+        if not self._authorizing or event.event_type not in INTENT_EVENTS:
+            return False
+        metadata = event.obj.get("metadata")
+        payment_id = metadata.get("payment_id") if isinstance(metadata, dict) else None
+        return isinstance(payment_id, str) and payment_id in self._authorizing
+
     async def join(self) -> None:
         await self._dispatcher.join()
 
     async def _load_pending(self, limit: int) -> list[_Pending]:
-        async with self._db.read() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        ProviderEvent.id,
-                        ProviderEvent.event_type,
-                        ProviderEvent.object_id,
-                        ProviderEvent.body,
-                    )
-                    .where(ProviderEvent.status == "pending")
-                    .order_by(ProviderEvent.id)
-                    .limit(limit + len(self._in_flight))
-                )
-            ).all()
-        return [_pending(row_id, kind, object_id, body) for row_id, kind, object_id, body in rows]
+        wanted = limit + len(self._in_flight) + len(self._authorizing)
+        params = {"status": "pending", "limit": wanted, "offset": 0}
+        rows = await self._db.fetch_all(_PENDING_EVENTS, params)
+        # Events left for an authorization in flight come back on every pass: parse once.
+        parsed = self._parsed
+        self._parsed = {
+            row["id"]: parsed.get(row["id"])
+            or _pending(row["id"], row["event_type"], row["object_id"], row["body"])
+            for row in rows
+        }
+        return list(self._parsed.values())
 
     async def _triage(
         self, pending: Sequence[_Pending]

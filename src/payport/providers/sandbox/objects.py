@@ -29,9 +29,15 @@ _ERROR_TYPES: dict[str, type[ProviderError]] = {
 _CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
 
 
+# Random bytes to id characters in one C call (`secrets.choice` per character took 6 % of
+# the worker's CPU under load). The slight bias towards the first letters leaves ~5.9 bits
+# per character, ample for ids that only need to be unique.
+_ID_TABLE = bytes(ord(_ID_ALPHABET[b % len(_ID_ALPHABET)]) for b in range(256))
+
+
 def new_id(prefix: str, length: int = 24) -> str:
     """A Stripe-like id (`pi_3Nx…`); random from `secrets` so processes never collide."""
-    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+    return prefix + secrets.token_bytes(length).translate(_ID_TABLE).decode()
 
 
 def unix(moment: datetime) -> int:

@@ -120,7 +120,11 @@ class SandboxProvider:
         self._configured_secrets = tuple(configured_webhook_secrets)
         self._rng = rng or random.Random()
         self._generated_secret: str | None = None
-        self._calls: Coalescer[tuple[_Call, Operation], _Outcome] = Coalescer(self._run_many)
+        # On PostgreSQL two batches may overlap (SQLite has one writer): calls on one object
+        # lock it, and a key used twice at once fails on its primary key and replays (_run).
+        self._calls: Coalescer[tuple[_Call, Operation], _Outcome] = Coalescer(
+            self._run_many, concurrency=1 if db.is_sqlite else 2
+        )
 
     # --- the PaymentProvider port -------------------------------------------------------
 
