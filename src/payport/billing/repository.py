@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing.models import Invoice, PaymentAttempt, Subscription
-from payport.billing.states import RENEWING, InvoiceStatus, SubscriptionStatus
+from payport.billing.states import (
+    INCOMPLETE_EXPIRY_HOURS,
+    RENEWING,
+    InvoiceStatus,
+    SubscriptionStatus,
+)
 
 Sub = SubscriptionStatus
 Inv = InvoiceStatus
@@ -43,6 +48,10 @@ def due_subscriptions(
         Invoice.subscription_id == Subscription.id,
         PaymentAttempt.status == "pending",
     )
+    expired = and_(
+        Subscription.status == Sub.INCOMPLETE.value,
+        Subscription.started_at <= now - timedelta(hours=INCOMPLETE_EXPIRY_HOURS),
+    )
     query = (
         select(Subscription.id, Subscription.user_id)
         .where(
@@ -51,6 +60,8 @@ def due_subscriptions(
                 and_(renews(), Subscription.current_period_end <= now),
                 invoice_due,
                 attempt_pending,
+                expired,
+                Subscription.trial_notice_at <= now,
             ),
         )
         .order_by(Subscription.current_period_end, Subscription.id)

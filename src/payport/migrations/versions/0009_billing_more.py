@@ -1,0 +1,36 @@
+"""billing: trial_will_end notices, and payment attempts found by their intent (webhooks)
+
+Revision ID: 0009_billing_more
+Revises: 0006_checkout
+Create Date: 2026-12-01 19:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import payport.db
+
+revision: str = "0009_billing_more"
+down_revision: str | None = "0006_checkout"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("billing_subscriptions", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("trial_notice_at", payport.db.UTCDateTime(timezone=True), nullable=True)
+        )
+    with op.batch_alter_table("billing_payment_attempts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_billing_payment_attempts_payment_intent_id", ["payment_intent_id"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("billing_payment_attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_billing_payment_attempts_payment_intent_id")
+    with op.batch_alter_table("billing_subscriptions", schema=None) as batch_op:
+        batch_op.drop_column("trial_notice_at")
