@@ -60,7 +60,7 @@ class Subscription(Base):
     user_id: Mapped[str] = mapped_column(String(255))
     plan_id: Mapped[str] = mapped_column(String(64), ForeignKey("billing_plans.id"))
     quantity: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))  # "incomplete_expired" needs 18
     provider_customer_id: Mapped[str | None] = mapped_column(String(255))
     payment_method_id: Mapped[str | None] = mapped_column(String(255))
     test_clock_id: Mapped[str | None] = mapped_column(
@@ -183,6 +183,9 @@ class PaymentAttempt(Base):
     currency: Mapped[str] = mapped_column(String(3))
     payment_method_id: Mapped[str | None] = mapped_column(String(255))
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    # Set for a payment the customer made while present (3-D Secure possible): a resumed
+    # call must repeat the same request.
+    return_url: Mapped[str | None] = mapped_column(Text)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     decline_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ Time for a subscription is its test clock's frozen time, or the engine's clock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events, repository
-from payport.billing.clock import Clock, SystemClock, get_test_clock
+from payport.billing.clock import Clock, SystemClock, get_test_clock, time_of
 from payport.billing.invoices import cycle_key, open_invoice, plan_line
 from payport.billing.models import Invoice, PaymentAttempt, Plan, Subscription
 from payport.billing.outcomes import settle_attempt
@@ -40,7 +41,7 @@ from payport.billing.subscriptions import (
 )
 from payport.config import Settings
 from payport.db import Database
-from payport.errors import InvalidStatus, ProviderUnavailable
+from payport.errors import InvalidStatus, NotFound, ProviderUnavailable
 from payport.money import Money
 from payport.providers import base
 from payport.providers.errors import with_retries
@@ -59,7 +60,7 @@ class _Charge:
 
     attempt_id: int
     key: str
-    request: base.OffSessionCharge
+    request: base.OffSessionCharge | base.AuthorizeRequest  # the latter: customer present
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,9 +277,7 @@ class BillingEngine:
 
     async def _call_provider(self, charge: _Charge) -> _Answer:
         try:
-            intent = await with_retries(
-                lambda: self.provider.charge_off_session(charge.request, idempotency_key=charge.key)
-            )
+            intent = await with_retries(lambda: self._send(charge))
         except base.ProviderTransientError as exc:
             # Outcome unknown: the attempt stays pending; the same key is sent again, or the
             # provider's webhook for the intent (found by the charge's metadata) settles it.
@@ -287,6 +286,43 @@ class BillingEngine:
             return _Answer(exc.payment_intent, exc)
         # requires_action / processing: the attempt waits for the webhook (see outcomes).
         return _Answer(intent, None)
+
+    async def _send(self, charge: _Charge) -> base.IntentView:
+        if isinstance(charge.request, base.AuthorizeRequest):
+            return await self.provider.create_payment_intent(
+                charge.request, idempotency_key=charge.key
+            )
+        return await self.provider.charge_off_session(charge.request, idempotency_key=charge.key)
+
+    async def pay_on_session(
+        self, invoice_id: str, *, return_url: str, payment_method_id: str | None
+    ) -> str | None:
+        """The customer pays an open invoice while present: a card that needs 3-D Secure
+        leaves the attempt in requires_action until the provider's webhook (or a reconcile)
+        says how it ended. Returns where to send the customer to authenticate, if needed."""
+        async with self.db.transaction() as session:
+            invoice = await session.get(Invoice, invoice_id)
+            if invoice is None or invoice.subscription_id is None:
+                raise NotFound(f"invoice {invoice_id} not found", field="invoice_id")
+            subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
+            await session.refresh(invoice, with_for_update=True)
+            if invoice.invoice_status is not Inv.OPEN:
+                raise InvalidStatus(f"invoice {invoice_id} is {invoice.status}", field="status")
+            if await repository.unsettled_attempt(session, invoice.id) is not None:
+                raise InvalidStatus("a payment of this invoice is in progress", field="status")
+            method = payment_method_id or subscription.payment_method_id
+            if method is None:
+                raise InvalidRequest("no payment method to charge", field="payment_method_id")
+            invoice.next_payment_attempt = await time_of(session, subscription, self.clock)
+            attempt = start_attempt(session, subscription, invoice)
+            attempt.payment_method_id, attempt.return_url = method, return_url
+            await session.flush()
+            charge = await _charge_for(session, subscription, attempt)
+        answer = await self._call_provider(charge)
+        await self._apply(charge, answer)
+        intent = answer.intent
+        needs_action = intent is not None and intent.status == base.PI_REQUIRES_ACTION
+        return intent.next_action_url if needs_action and intent is not None else None
 
     async def _apply(self, charge: _Charge, answer: _Answer) -> None:
         async with self.db.transaction() as session:
@@ -359,7 +395,12 @@ async def _charge_for(
             "attempt": str(attempt.number),
         },
     )
-    return _Charge(attempt.id, attempt.idempotency_key, request)
+    if attempt.return_url is None:
+        return _Charge(attempt.id, attempt.idempotency_key, request)
+    present = dataclasses.replace(
+        request.as_authorize_request(), off_session=False, return_url=attempt.return_url
+    )
+    return _Charge(attempt.id, attempt.idempotency_key, present)
 
 
 async def renew(session: AsyncSession, subscription: Subscription, *, at: datetime) -> None:

@@ -78,6 +78,26 @@ def renewal_due(subscription: Subscription, until: datetime) -> datetime | None:
     return None
 
 
+def awaiting_attempt() -> ColumnElement[bool]:
+    """The invoice has an attempt waiting on the customer or the provider (3-D Secure, a
+    delayed method): no second charge is started until it is answered."""
+    return exists().where(
+        PaymentAttempt.invoice_id == Invoice.id,
+        PaymentAttempt.status.in_(["requires_action", "processing"]),
+    )
+
+
+async def unsettled_attempt(session: AsyncSession, invoice_id: str) -> PaymentAttempt | None:
+    return await session.scalar(
+        select(PaymentAttempt)
+        .where(
+            PaymentAttempt.invoice_id == invoice_id,
+            PaymentAttempt.status.in_(["pending", "requires_action", "processing"]),
+        )
+        .limit(1)
+    )
+
+
 async def pending_attempt(session: AsyncSession, subscription_id: str) -> PaymentAttempt | None:
     return await session.scalar(
         select(PaymentAttempt)
@@ -97,6 +117,7 @@ async def invoice_due(
             Invoice.subscription_id == subscription_id,
             Invoice.status == Inv.OPEN.value,
             Invoice.next_payment_attempt <= until,
+            ~awaiting_attempt(),
         )
         .order_by(Invoice.next_payment_attempt, Invoice.id)
         .limit(1)

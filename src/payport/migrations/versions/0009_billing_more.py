@@ -1,4 +1,4 @@
-"""billing: trial_will_end notices, and payment attempts found by their intent (webhooks)
+"""billing: incomplete_expired fits the status column; trial_will_end notices; payment attempts found by their intent (webhooks), paid on-session
 
 Revision ID: 0009_billing_more
 Revises: 0006_checkout
@@ -20,10 +20,17 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("billing_subscriptions", schema=None) as batch_op:
+        batch_op.alter_column(
+            "status",
+            existing_type=sa.String(length=16),
+            type_=sa.String(length=32),
+            existing_nullable=False,
+        )
         batch_op.add_column(
             sa.Column("trial_notice_at", payport.db.UTCDateTime(timezone=True), nullable=True)
         )
     with op.batch_alter_table("billing_payment_attempts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("return_url", sa.Text(), nullable=True))
         batch_op.create_index(
             "ix_billing_payment_attempts_payment_intent_id", ["payment_intent_id"], unique=False
         )
@@ -32,5 +39,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("billing_payment_attempts", schema=None) as batch_op:
         batch_op.drop_index("ix_billing_payment_attempts_payment_intent_id")
+        batch_op.drop_column("return_url")
     with op.batch_alter_table("billing_subscriptions", schema=None) as batch_op:
         batch_op.drop_column("trial_notice_at")
+        batch_op.alter_column(
+            "status",
+            existing_type=sa.String(length=32),
+            type_=sa.String(length=16),
+            existing_nullable=False,
+        )
