@@ -170,3 +170,26 @@ async def test_two_advances_of_one_clock_at_once_renew_once_and_move_time_once(
         assert (shown["status"], shown["frozen_time"]) == ("ready", target["frozen_time"])
         assert await billing.balance("billing_revenue") == 3 * 4 * 3000
         await billing.assert_ledger_adds_up()
+
+
+async def test_proration_behavior_none_changes_the_price_from_the_next_period_only(
+    billing: Billing,
+) -> None:
+    await billing.plan(plan_id="basic", price_minor=3000)
+    await billing.plan(plan_id="pro", name="Pro", price_minor=6000)
+    clock = await billing.clock()
+    sub_id = (await billing.subscribe("basic", test_clock=clock))["subscription_id"]
+    await billing.advance(clock, START + 10 * DAY)
+    changed = await billing.update(sub_id, plan_id="pro", quantity=2, proration_behavior="none")
+    assert (changed["plan_id"], changed["quantity"]) == ("pro", 2)
+    assert len(await billing.invoices(sub_id)) == 1  # nothing invoiced now
+
+    await billing.advance(clock, START + 31 * DAY)
+    renewal = (await billing.invoices(sub_id))[-1]
+    lines = [(line["kind"], line["plan_id"], line["amount_minor"]) for line in renewal["lines"]]
+    assert lines == [("plan", "pro", 12000)]  # no credit, no charge for the rest of January
+    assert await billing.balance("proration_credits") == 0
+    assert await billing.balance("customer:user_ada") == -(3000 + 12000)
+    types = await billing.event_types()
+    assert types.count("subscription.updated") == 2  # first payment, then the change
+    await billing.assert_ledger_adds_up()
