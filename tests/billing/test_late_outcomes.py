@@ -3,7 +3,7 @@ answer was lost. The webhook (or a reconcile) settles each attempt exactly once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,9 +14,10 @@ from payport.billing.renewals import BillingEngine
 from payport.billing.subscriptions import get_subscription
 from payport.providers import base
 from payport.providers.sandbox.models import SandboxObject
-from tests.billing.helpers import Billing
+from tests.billing.helpers import START, Billing
 from tests.harness import Harness
 
+HOUR = timedelta(hours=1)
 RETURN_URL = "https://shop.example/billing/back"
 
 
@@ -210,3 +211,24 @@ async def test_a_lost_answer_then_a_retry_with_the_same_key_charges_once(
     assert await intents(billing.harness) == 1
     assert await billing.balance("customer:user_ada") == -3000
     assert (await billing.event_types()).count("invoice.paid") == 1
+
+
+async def test_a_first_payment_awaiting_3ds_keeps_the_subscription_past_23_hours(
+    billing: Billing,
+) -> None:
+    """Money may still arrive, so it does not expire; once 3-D Secure fails, it does."""
+    sub_id, invoice_id = await needs_3ds(billing)
+    clock = (await billing.subscription(sub_id))["test_clock"]
+    attempt = (await pay(billing, invoice_id))["attempts"][-1]
+    await billing.update(sub_id, payment_method_id="pm_card_visa")  # no second charge now
+    await billing.advance(clock, START + 30 * HOUR)
+    assert (await billing.subscription(sub_id))["status"] == "incomplete"
+    [invoice] = await billing.invoices(sub_id)
+    assert [a["status"] for a in invoice["attempts"]] == ["failed", "requires_action"]
+
+    await answer_3ds(billing, attempt["payment_intent_id"], approve=False)
+    await billing.harness.drain()
+    await billing.advance(clock, START + 31 * HOUR)
+    sub = await billing.subscription(sub_id)
+    assert (sub["status"], sub["latest_invoice"]["status"]) == ("incomplete_expired", "void")
+    assert await billing.balance("customer:user_ada") == 0

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payport.billing import events
 from payport.billing.dunning import record_failure, record_payment
 from payport.billing.models import Invoice, PaymentAttempt
+from payport.billing.repository import AWAITING_STATUSES
 from payport.billing.subscriptions import get_subscription
 from payport.config import Settings
 from payport.providers import base
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Attempt statuses that still wait for an answer.
 PENDING = "pending"  # the call went out, its answer was lost (or not recorded yet)
-AWAITING = frozenset({base.PI_REQUIRES_ACTION, base.PI_PROCESSING})  # a webhook settles it
+AWAITING = frozenset(AWAITING_STATUSES)  # requires_action, processing: a webhook settles it
 UNSETTLED = frozenset({PENDING, *AWAITING})
 # PaymentIntent webhooks billing acts on (the processor fetches the intent before calling).
 INTENT_EVENT_TYPES = frozenset(

@@ -198,6 +198,8 @@ class BillingEngine:
                 expires_at is not None
                 and expires_at <= until
                 and (invoice is None or (invoice.next_payment_attempt or until) > expires_at)
+                # A payment whose outcome is still coming keeps it (money may yet arrive).
+                and not await repository.is_awaiting(session, subscription_id)
             ):
                 await expire_incomplete(session, subscription, at=expires_at)
                 return _RENEWED
@@ -233,6 +235,7 @@ class BillingEngine:
                     Subscription.test_clock_id == clock_id,
                     Invoice.status == Inv.OPEN.value,
                     Invoice.next_payment_attempt <= to,
+                    ~repository.awaiting_attempt(),
                 )
             )
             interrupted = await session.scalar(
@@ -249,6 +252,7 @@ class BillingEngine:
                 select(func.min(Subscription.started_at)).where(
                     Subscription.test_clock_id == clock_id,
                     Subscription.status == Sub.INCOMPLETE.value,
+                    ~repository.subscription_awaiting(),
                 )
             )
             notices = await session.scalar(

@@ -14,9 +14,12 @@ from payport.billing.states import (
     InvoiceStatus,
     SubscriptionStatus,
 )
+from payport.providers.base import PI_PROCESSING, PI_REQUIRES_ACTION
 
 Sub = SubscriptionStatus
 Inv = InvoiceStatus
+# Attempts waiting on the customer (3-D Secure) or a delayed method; see billing.outcomes.
+AWAITING_STATUSES = (PI_REQUIRES_ACTION, PI_PROCESSING)
 
 
 def renews() -> ColumnElement[bool]:
@@ -51,6 +54,7 @@ def due_subscriptions(
     expired = and_(
         Subscription.status == Sub.INCOMPLETE.value,
         Subscription.started_at <= now - timedelta(hours=INCOMPLETE_EXPIRY_HOURS),
+        ~subscription_awaiting(),
     )
     query = (
         select(Subscription.id, Subscription.user_id)
@@ -83,8 +87,31 @@ def awaiting_attempt() -> ColumnElement[bool]:
     delayed method): no second charge is started until it is answered."""
     return exists().where(
         PaymentAttempt.invoice_id == Invoice.id,
-        PaymentAttempt.status.in_(["requires_action", "processing"]),
+        PaymentAttempt.status.in_(AWAITING_STATUSES),
     )
+
+
+def subscription_awaiting() -> ColumnElement[bool]:
+    """One of the subscription's invoices has an attempt waiting on the customer or the
+    provider: its outcome is unknown, so the subscription is not expired meanwhile."""
+    return exists().where(
+        Invoice.subscription_id == Subscription.id,
+        PaymentAttempt.invoice_id == Invoice.id,
+        PaymentAttempt.status.in_(AWAITING_STATUSES),
+    )
+
+
+async def is_awaiting(session: AsyncSession, subscription_id: str) -> bool:
+    found = await session.scalar(
+        select(PaymentAttempt.id)
+        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
+        .where(
+            Invoice.subscription_id == subscription_id,
+            PaymentAttempt.status.in_(AWAITING_STATUSES),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def unsettled_attempt(session: AsyncSession, invoice_id: str) -> PaymentAttempt | None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payport.billing import events
+from payport.billing import events, repository
 from payport.billing.clock import Clock, get_test_clock, new_id
 from payport.billing.invoices import cycle_key, open_invoice, open_invoices_of, plan_line
 from payport.billing.models import InvoiceLine, Plan, Subscription
@@ -258,11 +258,13 @@ async def _replacement_plan(session: AsyncSession, old: Plan, plan_id: str) -> P
 async def _retry_open_invoices(
     session: AsyncSession, subscription: Subscription, *, now: datetime
 ) -> None:
-    """A new card: unpaid invoices of a subscription still alive are tried again now."""
+    """A new card: unpaid invoices of a subscription still alive are tried again now
+    (not one whose payment is still awaiting 3-D Secure or a delayed method)."""
     if subscription.subscription_status is Sub.CANCELED:
         return
     for invoice in await open_invoices_of(session, subscription.id):
-        invoice.next_payment_attempt = now
+        if await repository.unsettled_attempt(session, invoice.id) is None:
+            invoice.next_payment_attempt = now
 
 
 async def cancel_subscription(
