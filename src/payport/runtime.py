@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import httpx
 
+from payport.billing import outcomes as billing_outcomes
 from payport.billing.renewals import BillingEngine
 from payport.checkout.worker import CheckoutRuntime
 from payport.config import ProviderName, Settings
@@ -31,7 +32,7 @@ from payport.payments.reconcile import HeldBatch, reconcile
 from payport.providers.base import PaymentProvider
 from payport.providers.sandbox import SandboxProvider, SandboxWebhookDeliverer
 from payport.webhooks.receive import receive_webhook
-from payport.webhooks.service import EventRecorder, WebhookProcessor
+from payport.webhooks.service import EventRecorder, WebhookProcessor, merge_handlers
 
 log = logging.getLogger(__name__)
 # AUTHORIZED payments the worker's reconcile asks the provider about per run (round robin).
@@ -101,7 +102,9 @@ class Runtime:
         self.webhook_processor = WebhookProcessor(
             self.db,
             self.provider,
-            handlers=self.checkout.event_handlers(),
+            handlers=merge_handlers(
+                self.checkout.event_handlers(), billing_outcomes.webhook_handlers(settings)
+            ),
             authorizing=self.ctx.authorizing,
         )
         self.billing = BillingEngine(self.db, self.provider, settings, on_commit=self._after_commit)

@@ -24,6 +24,7 @@ ALLOWED_SUBSCRIPTION_MOVES = {
     (S.INCOMPLETE, S.ACTIVE),
     (S.INCOMPLETE, S.TRIALING),
     (S.INCOMPLETE, S.CANCELED),
+    (S.INCOMPLETE, S.INCOMPLETE_EXPIRED),
     (S.TRIALING, S.ACTIVE),
     (S.TRIALING, S.PAST_DUE),
     (S.TRIALING, S.CANCELED),
@@ -70,5 +71,6 @@ def test_invoice_transition_pair(current: I, target: I) -> None:
 
 def test_canceled_paid_and_void_are_final() -> None:
     assert not any(can_move_subscription(S.CANCELED, target) for target in S)
+    assert not any(can_move_subscription(S.INCOMPLETE_EXPIRED, target) for target in S)
     assert not any(can_move_invoice(I.PAID, target) for target in I)
     assert not any(can_move_invoice(I.VOID, target) for target in I)

@@ -19,10 +19,13 @@ SUBSCRIPTION_UPDATED = "subscription.updated"
 SUBSCRIPTION_RENEWED = "subscription.renewed"
 SUBSCRIPTION_PAST_DUE = "subscription.past_due"
 SUBSCRIPTION_CANCELED = "subscription.canceled"
+SUBSCRIPTION_TRIAL_WILL_END = "subscription.trial_will_end"
 INVOICE_CREATED = "invoice.created"
 INVOICE_PAID = "invoice.paid"
 INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
 INVOICE_UNCOLLECTIBLE = "invoice.marked_uncollectible"
+INVOICE_VOIDED = "invoice.voided"
+INVOICE_PAYMENT_ACTION_REQUIRED = "invoice.payment_action_required"
 
 
 def subscription_event(

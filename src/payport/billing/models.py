@@ -60,7 +60,7 @@ class Subscription(Base):
     user_id: Mapped[str] = mapped_column(String(255))
     plan_id: Mapped[str] = mapped_column(String(64), ForeignKey("billing_plans.id"))
     quantity: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))  # "incomplete_expired" needs 18
     provider_customer_id: Mapped[str | None] = mapped_column(String(255))
     payment_method_id: Mapped[str | None] = mapped_column(String(255))
     test_clock_id: Mapped[str | None] = mapped_column(
@@ -72,6 +72,8 @@ class Subscription(Base):
     current_period_start: Mapped[datetime] = mapped_column(UTCDateTime())
     current_period_end: Mapped[datetime] = mapped_column(UTCDateTime())
     trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When `subscription.trial_will_end` is due (3 days before trial_end); cleared once sent.
+    trial_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -174,18 +176,26 @@ class PaymentAttempt(Base):
     invoice_id: Mapped[str] = mapped_column(String(64), ForeignKey("billing_invoices.id"))
     number: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|succeeded|failed
+    # pending (call unanswered) | requires_action | processing (a webhook settles it)
+    # | succeeded | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     payment_method_id: Mapped[str | None] = mapped_column(String(255))
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    # Set for a payment the customer made while present (3-D Secure possible): a resumed
+    # call must repeat the same request.
+    return_url: Mapped[str | None] = mapped_column(Text)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     decline_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    __table_args__ = (Index("ix_billing_payment_attempts_invoice_number", "invoice_id", "number"),)
+    __table_args__ = (
+        Index("ix_billing_payment_attempts_invoice_number", "invoice_id", "number"),
+        Index("ix_billing_payment_attempts_payment_intent_id", "payment_intent_id"),
+    )
 
 
 class InvoiceSequence(Base):

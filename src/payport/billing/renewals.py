@@ -12,27 +12,36 @@ Time for a subscription is its test clock's frozen time, or the engine's clock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events, repository
-from payport.billing.clock import Clock, SystemClock, get_test_clock
-from payport.billing.dunning import record_failure, record_payment
+from payport.billing.clock import Clock, SystemClock, get_test_clock, time_of
 from payport.billing.invoices import cycle_key, open_invoice, plan_line
 from payport.billing.models import Invoice, PaymentAttempt, Plan, Subscription
+from payport.billing.outcomes import settle_attempt
 from payport.billing.periods import period_bounds
 from payport.billing.plans import get_plan
-from payport.billing.states import InvoiceStatus, SubscriptionStatus
-from payport.billing.subscriptions import end_subscription, get_subscription, move
+from payport.billing.schemas import InvalidRequest
+from payport.billing.states import INCOMPLETE_EXPIRY_HOURS, InvoiceStatus, SubscriptionStatus
+from payport.billing.subscriptions import (
+    end_subscription,
+    expire_incomplete,
+    expiry_of,
+    get_subscription,
+    move,
+    send_trial_notice,
+)
 from payport.config import Settings
 from payport.db import Database
-from payport.errors import ProviderUnavailable
+from payport.errors import InvalidStatus, NotFound, ProviderUnavailable
 from payport.money import Money
 from payport.providers import base
 from payport.providers.errors import with_retries
@@ -40,6 +49,8 @@ from payport.providers.errors import with_retries
 log = logging.getLogger(__name__)
 Sub = SubscriptionStatus
 Inv = InvoiceStatus
+CLOCK_READY = "ready"
+CLOCK_ADVANCING = "advancing"
 _MAX_STEPS = 10_000  # per call: a runaway loop is a bug, not a workload
 
 
@@ -49,7 +60,7 @@ class _Charge:
 
     attempt_id: int
     key: str
-    request: base.OffSessionCharge
+    request: base.OffSessionCharge | base.AuthorizeRequest  # the latter: customer present
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,34 @@ class BillingEngine:
     async def advance_clock(self, clock_id: str, to: datetime) -> int:
         """Move a test clock to `to`, stopping at every moment something was due on the way,
         so renewals, retries and cancellations happen in order and at their own time."""
+        await self._claim_clock(clock_id, to)
+        try:
+            return await self._advance_claimed(clock_id, to)
+        finally:
+            await self._release_clock(clock_id)
+
+    async def _claim_clock(self, clock_id: str, to: datetime) -> None:
+        """Compare-and-set under the clock row's lock: ready -> advancing (Stripe's test clock
+        statuses), so two advances of one clock cannot both run renewals or move time."""
+        async with self.db.transaction() as session:
+            clock = await get_test_clock(session, clock_id, for_update=True)
+            if clock.status != CLOCK_READY:
+                raise InvalidStatus(
+                    f"test clock {clock_id} is {clock.status}; try again when it is ready",
+                    field="status",
+                )
+            if to <= clock.frozen_time:
+                raise InvalidRequest(
+                    "must be later than the clock's frozen_time", field="frozen_time"
+                )
+            clock.status = CLOCK_ADVANCING
+
+    async def _release_clock(self, clock_id: str) -> None:
+        async with self.db.transaction() as session:
+            clock = await get_test_clock(session, clock_id, for_update=True)
+            clock.status = CLOCK_READY
+
+    async def _advance_claimed(self, clock_id: str, to: datetime) -> int:
         steps = 0
         for _ in range(_MAX_STEPS):
             moment = await self._next_moment(clock_id, to)
@@ -154,6 +193,20 @@ class BillingEngine:
             if pending is not None:
                 return await _charge_for(session, subscription, pending)
             invoice = await repository.invoice_due(session, subscription_id, until)
+            expires_at = expiry_of(subscription)
+            if (
+                expires_at is not None
+                and expires_at <= until
+                and (invoice is None or (invoice.next_payment_attempt or until) > expires_at)
+                # A payment whose outcome is still coming keeps it (money may yet arrive).
+                and not await repository.is_awaiting(session, subscription_id)
+            ):
+                await expire_incomplete(session, subscription, at=expires_at)
+                return _RENEWED
+            notice_at = subscription.trial_notice_at
+            if notice_at is not None and notice_at <= until:
+                await send_trial_notice(session, subscription)
+                return _RENEWED
             renew_at = repository.renewal_due(subscription, until)
             if invoice is not None and (
                 renew_at is None or (invoice.next_payment_attempt or until) <= renew_at
@@ -182,6 +235,7 @@ class BillingEngine:
                     Subscription.test_clock_id == clock_id,
                     Invoice.status == Inv.OPEN.value,
                     Invoice.next_payment_attempt <= to,
+                    ~repository.awaiting_attempt(),
                 )
             )
             interrupted = await session.scalar(
@@ -194,7 +248,27 @@ class BillingEngine:
                     PaymentAttempt.attempted_at <= to,
                 )
             )
-        moments = [m for m in (ends, attempts, interrupted) if m is not None]
+            first_incomplete = await session.scalar(
+                select(func.min(Subscription.started_at)).where(
+                    Subscription.test_clock_id == clock_id,
+                    Subscription.status == Sub.INCOMPLETE.value,
+                    ~repository.subscription_awaiting(),
+                )
+            )
+            notices = await session.scalar(
+                select(func.min(Subscription.trial_notice_at)).where(
+                    Subscription.test_clock_id == clock_id,
+                    Subscription.trial_notice_at <= to,
+                )
+            )
+        expiry = (
+            first_incomplete + timedelta(hours=INCOMPLETE_EXPIRY_HOURS)
+            if first_incomplete is not None
+            else None
+        )
+        if expiry is not None and expiry > to:
+            expiry = None
+        moments = [m for m in (ends, attempts, interrupted, expiry, notices) if m is not None]
         return min(moments) if moments else None
 
     async def _set_clock(self, clock_id: str, moment: datetime) -> None:
@@ -207,60 +281,84 @@ class BillingEngine:
 
     async def _call_provider(self, charge: _Charge) -> _Answer:
         try:
-            intent = await with_retries(
-                lambda: self.provider.charge_off_session(charge.request, idempotency_key=charge.key)
-            )
+            intent = await with_retries(lambda: self._send(charge))
         except base.ProviderTransientError as exc:
-            # Outcome unknown: the attempt stays pending and is repeated with the same key.
+            # Outcome unknown: the attempt stays pending; the same key is sent again, or the
+            # provider's webhook for the intent (found by the charge's metadata) settles it.
             raise ProviderUnavailable("payment provider unavailable; will retry") from exc
         except base.ProviderError as exc:
             return _Answer(exc.payment_intent, exc)
-        if intent.status != base.PI_SUCCEEDED:
-            # Off-session there is nobody to finish it (3-D Secure, a pending method): not paid.
-            return _Answer(intent, _not_collected(intent))
+        # requires_action / processing: the attempt waits for the webhook (see outcomes).
         return _Answer(intent, None)
+
+    async def _send(self, charge: _Charge) -> base.IntentView:
+        if isinstance(charge.request, base.AuthorizeRequest):
+            return await self.provider.create_payment_intent(
+                charge.request, idempotency_key=charge.key
+            )
+        return await self.provider.charge_off_session(charge.request, idempotency_key=charge.key)
+
+    async def pay_on_session(
+        self, invoice_id: str, *, return_url: str, payment_method_id: str | None
+    ) -> str | None:
+        """The customer pays an open invoice while present: a card that needs 3-D Secure
+        leaves the attempt in requires_action until the provider's webhook (or a reconcile)
+        says how it ended. Returns where to send the customer to authenticate, if needed."""
+        async with self.db.transaction() as session:
+            invoice = await session.get(Invoice, invoice_id)
+            if invoice is None or invoice.subscription_id is None:
+                raise NotFound(f"invoice {invoice_id} not found", field="invoice_id")
+            subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
+            await session.refresh(invoice, with_for_update=True)
+            if invoice.invoice_status is not Inv.OPEN:
+                raise InvalidStatus(f"invoice {invoice_id} is {invoice.status}", field="status")
+            if await repository.unsettled_attempt(session, invoice.id) is not None:
+                raise InvalidStatus("a payment of this invoice is in progress", field="status")
+            method = payment_method_id or subscription.payment_method_id
+            if method is None:
+                raise InvalidRequest("no payment method to charge", field="payment_method_id")
+            invoice.next_payment_attempt = await time_of(session, subscription, self.clock)
+            attempt = start_attempt(session, subscription, invoice)
+            attempt.payment_method_id, attempt.return_url = method, return_url
+            await session.flush()
+            charge = await _charge_for(session, subscription, attempt)
+        answer = await self._call_provider(charge)
+        await self._apply(charge, answer)
+        intent = answer.intent
+        needs_action = intent is not None and intent.status == base.PI_REQUIRES_ACTION
+        return intent.next_action_url if needs_action and intent is not None else None
 
     async def _apply(self, charge: _Charge, answer: _Answer) -> None:
         async with self.db.transaction() as session:
-            attempt = await session.get(PaymentAttempt, charge.attempt_id)
-            assert attempt is not None
-            invoice = await session.get(Invoice, attempt.invoice_id)
-            assert invoice is not None and invoice.subscription_id is not None
-            # Locks in the order every billing transaction takes them: subscription first.
-            subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
-            await session.refresh(invoice, with_for_update=True)
-            await session.refresh(attempt, with_for_update=True)
-            if attempt.status != "pending":
-                return  # applied by a concurrent run
-            if answer.intent is not None:
-                attempt.payment_intent_id = answer.intent.id
-            if answer.error is None and answer.intent is not None:
-                attempt.status = "succeeded"
-                await record_payment(session, subscription, invoice, attempt)
-            else:
-                assert answer.error is not None
-                attempt.status = "failed"
-                attempt.failure_code = answer.error.code or answer.error.error_type
-                attempt.decline_code = answer.error.decline_code
-                attempt.failure_message = answer.error.message
-                await record_failure(
-                    session, subscription, invoice, attempt, settings=self.settings
-                )
+            await settle_attempt(
+                session,
+                charge.attempt_id,
+                intent=answer.intent,
+                error=answer.error,
+                settings=self.settings,
+            )
         self.on_commit()
+
+    async def reconcile(self, attempt_id: int) -> bool:
+        """Ask the provider how an attempt that waits on a webhook ended (by its intent id),
+        for a webhook that never came; True if that settled it."""
+        async with self.db.read() as session:
+            attempt = await session.get(PaymentAttempt, attempt_id)
+            intent_id = attempt.payment_intent_id if attempt is not None else None
+        if intent_id is None:
+            return False
+        intent = await with_retries(lambda: self.provider.retrieve_payment_intent(intent_id))
+        async with self.db.transaction() as session:
+            settled = await settle_attempt(
+                session, attempt_id, intent=intent, error=None, settings=self.settings
+            )
+        self.on_commit()
+        return settled
 
     # --- dunning -------------------------------------------------------------------------------
 
 
 _RENEWED = object()
-
-
-def _not_collected(intent: base.IntentView) -> base.ProviderError:
-    return base.ProviderError(
-        intent.last_error_message or f"the payment intent is {intent.status}",
-        code=intent.last_error_code or f"payment_intent_{intent.status}",
-        decline_code=intent.last_decline_code,
-        payment_intent=intent,
-    )
 
 
 def start_attempt(
@@ -301,7 +399,12 @@ async def _charge_for(
             "attempt": str(attempt.number),
         },
     )
-    return _Charge(attempt.id, attempt.idempotency_key, request)
+    if attempt.return_url is None:
+        return _Charge(attempt.id, attempt.idempotency_key, request)
+    present = dataclasses.replace(
+        request.as_authorize_request(), off_session=False, return_url=attempt.return_url
+    )
+    return _Charge(attempt.id, attempt.idempotency_key, present)
 
 
 async def renew(session: AsyncSession, subscription: Subscription, *, at: datetime) -> None:

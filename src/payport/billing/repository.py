@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing.models import Invoice, PaymentAttempt, Subscription
-from payport.billing.states import RENEWING, InvoiceStatus, SubscriptionStatus
+from payport.billing.states import (
+    INCOMPLETE_EXPIRY_HOURS,
+    RENEWING,
+    InvoiceStatus,
+    SubscriptionStatus,
+)
+from payport.providers.base import PI_PROCESSING, PI_REQUIRES_ACTION
 
 Sub = SubscriptionStatus
 Inv = InvoiceStatus
+# Attempts waiting on the customer (3-D Secure) or a delayed method; see billing.outcomes.
+AWAITING_STATUSES = (PI_REQUIRES_ACTION, PI_PROCESSING)
 
 
 def renews() -> ColumnElement[bool]:
@@ -43,6 +51,11 @@ def due_subscriptions(
         Invoice.subscription_id == Subscription.id,
         PaymentAttempt.status == "pending",
     )
+    expired = and_(
+        Subscription.status == Sub.INCOMPLETE.value,
+        Subscription.started_at <= now - timedelta(hours=INCOMPLETE_EXPIRY_HOURS),
+        ~subscription_awaiting(),
+    )
     query = (
         select(Subscription.id, Subscription.user_id)
         .where(
@@ -51,6 +64,8 @@ def due_subscriptions(
                 and_(renews(), Subscription.current_period_end <= now),
                 invoice_due,
                 attempt_pending,
+                expired,
+                Subscription.trial_notice_at <= now,
             ),
         )
         .order_by(Subscription.current_period_end, Subscription.id)
@@ -65,6 +80,49 @@ def renewal_due(subscription: Subscription, until: datetime) -> datetime | None:
     if renews and subscription.current_period_end <= until:
         return subscription.current_period_end
     return None
+
+
+def awaiting_attempt() -> ColumnElement[bool]:
+    """The invoice has an attempt waiting on the customer or the provider (3-D Secure, a
+    delayed method): no second charge is started until it is answered."""
+    return exists().where(
+        PaymentAttempt.invoice_id == Invoice.id,
+        PaymentAttempt.status.in_(AWAITING_STATUSES),
+    )
+
+
+def subscription_awaiting() -> ColumnElement[bool]:
+    """One of the subscription's invoices has an attempt waiting on the customer or the
+    provider: its outcome is unknown, so the subscription is not expired meanwhile."""
+    return exists().where(
+        Invoice.subscription_id == Subscription.id,
+        PaymentAttempt.invoice_id == Invoice.id,
+        PaymentAttempt.status.in_(AWAITING_STATUSES),
+    )
+
+
+async def is_awaiting(session: AsyncSession, subscription_id: str) -> bool:
+    found = await session.scalar(
+        select(PaymentAttempt.id)
+        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
+        .where(
+            Invoice.subscription_id == subscription_id,
+            PaymentAttempt.status.in_(AWAITING_STATUSES),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def unsettled_attempt(session: AsyncSession, invoice_id: str) -> PaymentAttempt | None:
+    return await session.scalar(
+        select(PaymentAttempt)
+        .where(
+            PaymentAttempt.invoice_id == invoice_id,
+            PaymentAttempt.status.in_(["pending", "requires_action", "processing"]),
+        )
+        .limit(1)
+    )
 
 
 async def pending_attempt(session: AsyncSession, subscription_id: str) -> PaymentAttempt | None:
@@ -86,6 +144,7 @@ async def invoice_due(
             Invoice.subscription_id == subscription_id,
             Invoice.status == Inv.OPEN.value,
             Invoice.next_payment_attempt <= until,
+            ~awaiting_attempt(),
         )
         .order_by(Invoice.next_payment_attempt, Invoice.id)
         .limit(1)

@@ -27,6 +27,7 @@ from payport.billing.schemas import (
     AdvanceBody,
     CancelBody,
     InvalidRequest,
+    PayInvoiceBody,
     PlanBody,
     SubscriptionBody,
     SubscriptionUpdateBody,
@@ -256,6 +257,25 @@ async def get_invoice(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
             raise NotFound(f"invoice {invoice_id} not found", field="invoice_id")
         body = await _invoice_body(session, invoice)
     return FastJSONResponse(body)
+
+
+@router.post(
+    "/invoices/{invoice_id}/pay",
+    summary="The customer pays an open invoice while present (3-D Secure possible)",
+    openapi_extra=_documented(PayInvoiceBody),
+)
+async def pay_invoice(invoice_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+    body = parse_body(PayInvoiceBody, await request.body())
+    next_action_url = await _engine(runtime).pay_on_session(
+        invoice_id, return_url=body.return_url, payment_method_id=body.payment_method_id
+    )
+    runtime.outbox_ready.notify()
+    async with runtime.db.read() as session:
+        invoice = await session.get(Invoice, invoice_id)
+        assert invoice is not None
+        body_out = await _invoice_body(session, invoice)
+    next_action = {"redirect_to_url": next_action_url} if next_action_url else None
+    return FastJSONResponse(body_out | {"next_action": next_action})
 
 
 # --- sandbox test clocks ---------------------------------------------------------------------

@@ -94,6 +94,14 @@ class AdvanceBody(_Body):
     frozen_time: datetime
 
 
+class PayInvoiceBody(_Body):
+    """The customer pays an open invoice while present (Stripe's hosted invoice page), so a
+    card that needs 3-D Secure can be authenticated; `return_url` is where it sends them."""
+
+    return_url: str = Field(min_length=1, max_length=2048)
+    payment_method_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
 def read_json(raw: bytes, *, optional: bool = False) -> dict[str, Any]:
     """The body as a JSON object with exact decimals; an empty optional body is `{}`."""
     if optional and not raw.strip():

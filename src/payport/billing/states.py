@@ -14,6 +14,8 @@ from payport.errors import InvalidStatus
 
 class SubscriptionStatus(StrEnum):
     INCOMPLETE = "incomplete"  # created, first invoice not paid yet
+    # The first invoice stayed unpaid for 23 hours (as on Stripe): its invoice is void.
+    INCOMPLETE_EXPIRED = "incomplete_expired"
     TRIALING = "trialing"
     ACTIVE = "active"
     PAST_DUE = "past_due"  # a renewal failed; dunning retries are scheduled
@@ -33,7 +35,8 @@ Sub = SubscriptionStatus
 Inv = InvoiceStatus
 
 SUBSCRIPTION_TRANSITIONS: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
-    Sub.INCOMPLETE: frozenset({Sub.ACTIVE, Sub.TRIALING, Sub.CANCELED}),
+    Sub.INCOMPLETE: frozenset({Sub.ACTIVE, Sub.TRIALING, Sub.INCOMPLETE_EXPIRED, Sub.CANCELED}),
+    Sub.INCOMPLETE_EXPIRED: frozenset(),
     Sub.TRIALING: frozenset({Sub.ACTIVE, Sub.PAST_DUE, Sub.CANCELED}),
     Sub.ACTIVE: frozenset({Sub.PAST_DUE, Sub.CANCELED}),
     Sub.PAST_DUE: frozenset({Sub.ACTIVE, Sub.UNPAID, Sub.CANCELED}),
@@ -48,6 +51,9 @@ INVOICE_TRANSITIONS: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
     Inv.PAID: frozenset(),
     Inv.VOID: frozenset(),
 }
+
+# How long a first invoice may stay unpaid before its subscription expires (Stripe: 23 h).
+INCOMPLETE_EXPIRY_HOURS = 23
 
 # Subscriptions that still renew at period end (and whose invoices are still retried).
 RENEWING = frozenset({Sub.TRIALING, Sub.ACTIVE, Sub.PAST_DUE})

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payport.billing import events
+from payport.billing import events, repository
 from payport.billing.clock import Clock, get_test_clock, new_id
 from payport.billing.invoices import cycle_key, open_invoice, open_invoices_of, plan_line
-from payport.billing.models import Plan, Subscription
+from payport.billing.models import InvoiceLine, Plan, Subscription
 from payport.billing.periods import period_bounds
 from payport.billing.plan_changes import change_price, credit_unused_time
 from payport.billing.plans import get_plan
@@ -24,11 +24,18 @@ from payport.billing.schemas import (
     SubscriptionBody,
     SubscriptionUpdateBody,
 )
-from payport.billing.states import SubscriptionStatus, check_subscription_move
+from payport.billing.states import (
+    INCOMPLETE_EXPIRY_HOURS,
+    InvoiceStatus,
+    SubscriptionStatus,
+    check_invoice_move,
+    check_subscription_move,
+)
 from payport.errors import InvalidStatus, NotFound
 from payport.money import MAX_AMOUNT_MINOR
 
 Sub = SubscriptionStatus
+TRIAL_NOTICE = timedelta(days=3)  # Stripe's customer.subscription.trial_will_end lead time
 
 
 def move(subscription: Subscription, target: SubscriptionStatus) -> SubscriptionStatus:
@@ -96,9 +103,21 @@ async def create_subscription(
         subscription.billing_cycle_anchor = trial_end
         subscription.period_index = -1  # the trial; period 0 starts when it ends
         subscription.current_period_start, subscription.current_period_end = now, trial_end
+        subscription.trial_notice_at = max(now, trial_end - TRIAL_NOTICE)
         session.add(subscription)
         await session.flush()
         events.subscription_event(session, events.SUBSCRIPTION_CREATED, subscription, plan)
+        await open_invoice(
+            session,
+            subscription,
+            reason="subscription_create",
+            currency=plan.currency,
+            issued_at=now,
+            new_lines=[trial_line(plan, subscription.quantity, (now, trial_end))],
+            period=(now, trial_end),
+            cycle_key=cycle_key(subscription, -1),
+            collect=False,
+        )
     else:
         period = period_bounds(now, plan.cycle, 0)
         subscription.status = Sub.INCOMPLETE.value
@@ -131,6 +150,58 @@ async def create_subscription(
     return subscription
 
 
+def trial_line(plan: Plan, quantity: int, period: tuple[datetime, datetime]) -> InvoiceLine:
+    """The trial's $0 line: a trial starts with a paid invoice for nothing, as on Stripe."""
+    return InvoiceLine(
+        kind="plan",
+        description=f"Trial period for {plan.name}",
+        plan_id=plan.id,
+        quantity=quantity,
+        amount_minor=0,
+        currency=plan.currency,
+        period_start=period[0],
+        period_end=period[1],
+    )
+
+
+def expiry_of(subscription: Subscription) -> datetime | None:
+    """When an incomplete subscription expires unless its first invoice is paid."""
+    if subscription.subscription_status is not Sub.INCOMPLETE:
+        return None
+    return subscription.started_at + timedelta(hours=INCOMPLETE_EXPIRY_HOURS)
+
+
+async def expire_incomplete(
+    session: AsyncSession, subscription: Subscription, *, at: datetime
+) -> None:
+    """The first invoice went unpaid for 23 hours: the subscription is over before it
+    began (incomplete_expired) and its open invoices are voided, as on Stripe."""
+    plan = await get_plan(session, subscription.plan_id)
+    previous = move(subscription, Sub.INCOMPLETE_EXPIRED)
+    subscription.ended_at = at
+    for invoice in await open_invoices_of(session, subscription.id):
+        invoice.status = check_invoice_move(invoice.invoice_status, InvoiceStatus.VOID).value
+        invoice.next_payment_attempt = None
+        invoice.closed_at = at
+        events.invoice_event(session, events.INVOICE_VOIDED, invoice)
+    events.subscription_event(
+        session,
+        events.SUBSCRIPTION_UPDATED,
+        subscription,
+        plan,
+        previous_attributes={"status": previous.value},
+    )
+
+
+async def send_trial_notice(session: AsyncSession, subscription: Subscription) -> None:
+    """`subscription.trial_will_end`, once, three days before the trial ends."""
+    subscription.trial_notice_at = None
+    if subscription.subscription_status is not Sub.TRIALING:
+        return
+    plan = await get_plan(session, subscription.plan_id)
+    events.subscription_event(session, events.SUBSCRIPTION_TRIAL_WILL_END, subscription, plan)
+
+
 async def update_subscription(
     session: AsyncSession,
     subscription: Subscription,
@@ -139,8 +210,8 @@ async def update_subscription(
     now: datetime,
 ) -> Subscription:
     """Change plan or quantity (prorated to the second), the card, or cancel-at-period-end."""
-    if subscription.subscription_status is Sub.CANCELED:
-        raise InvalidStatus("a canceled subscription cannot change", field="status")
+    if subscription.subscription_status in (Sub.CANCELED, Sub.INCOMPLETE_EXPIRED):
+        raise InvalidStatus(f"a {subscription.status} subscription cannot change", field="status")
     fields = body.model_fields_set - {"proration_behavior"}
     if not fields:
         raise InvalidRequest(
@@ -187,11 +258,13 @@ async def _replacement_plan(session: AsyncSession, old: Plan, plan_id: str) -> P
 async def _retry_open_invoices(
     session: AsyncSession, subscription: Subscription, *, now: datetime
 ) -> None:
-    """A new card: unpaid invoices of a subscription still alive are tried again now."""
+    """A new card: unpaid invoices of a subscription still alive are tried again now
+    (not one whose payment is still awaiting 3-D Secure or a delayed method)."""
     if subscription.subscription_status is Sub.CANCELED:
         return
     for invoice in await open_invoices_of(session, subscription.id):
-        invoice.next_payment_attempt = now
+        if await repository.unsettled_attempt(session, invoice.id) is None:
+            invoice.next_payment_attempt = now
 
 
 async def cancel_subscription(
@@ -199,8 +272,8 @@ async def cancel_subscription(
 ) -> Subscription:
     """Cancel now (no more attempts; with `prorate`, the unused time is credited to the
     customer's balance) or at the end of the paid period."""
-    if subscription.subscription_status is Sub.CANCELED:
-        raise InvalidStatus("the subscription is already canceled", field="status")
+    if subscription.subscription_status in (Sub.CANCELED, Sub.INCOMPLETE_EXPIRED):
+        raise InvalidStatus(f"the subscription is already {subscription.status}", field="status")
     plan = await get_plan(session, subscription.plan_id)
     subscription.cancellation_reason = body.reason
     if body.at_period_end:

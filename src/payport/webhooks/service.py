@@ -60,6 +60,26 @@ _PENDING_EVENTS = (
 EventHandler = Callable[[AsyncSession, str, dict[str, Any]], Awaitable[bool]]
 
 
+def merge_handlers(*tables: Mapping[str, EventHandler]) -> dict[str, EventHandler]:
+    """One handler per event type from several domains: each is asked in turn until one
+    says the event concerned it (checkout and billing both act on payment_intent.*)."""
+    merged: dict[str, list[EventHandler]] = {}
+    for table in tables:
+        for event_type, handler in table.items():
+            merged.setdefault(event_type, []).append(handler)
+
+    def chain(handlers: list[EventHandler]) -> EventHandler:
+        async def handle(session: AsyncSession, event_type: str, obj: dict[str, Any]) -> bool:
+            for handler in handlers:
+                if await handler(session, event_type, obj):
+                    return True
+            return False
+
+        return handle
+
+    return {kind: chain(handlers) for kind, handlers in merged.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedEvent:
     event_id: str
