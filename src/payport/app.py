@@ -18,6 +18,7 @@ from payport.checkout.routes import router as checkout_router
 from payport.config import Settings
 from payport.errors import PayportError
 from payport.http import BodySizeLimit, payport_error_handler, validation_error_handler
+from payport.invoices.routes import router as invoices_router
 from payport.ledger.routes import router as ledger_router
 from payport.messaging.api import router as messaging_router
 from payport.payments.api import router as payments_router
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(checkout_router)
     app.include_router(checkout_page_router)
     app.include_router(billing_router)
+    app.include_router(invoices_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:
