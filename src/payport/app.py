@@ -25,6 +25,7 @@ from payport.payments.api import router as payments_router
 from payport.payments.legacy_api import LEGACY_READ_DOCS, LEGACY_READ_ROUTES
 from payport.payments.legacy_api import router as legacy_router
 from payport.providers.sandbox import sandbox_router
+from payport.refunds.routes import router as refunds_router
 from payport.runtime import Runtime
 from payport.webhooks.api import router as webhooks_router
 
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(checkout_page_router)
     app.include_router(billing_router)
     app.include_router(invoices_router)
+    app.include_router(refunds_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:

@@ -13,6 +13,7 @@ from payport.providers.sandbox.models import (
     SandboxState,
     SandboxWebhookDelivery,
 )
+from payport.refunds.models import Refund
 from payport.webhooks.models import ProviderEvent
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "OutboxEvent",
     "Payment",
     "ProviderEvent",
+    "Refund",
     "SandboxIdempotencyRecord",
     "SandboxObject",
     "SandboxState",

@@ -60,8 +60,8 @@ def render_invoice_pdf(invoice: Invoice, lines: Sequence[InvoiceLine], *, issuer
     pdf.ln(6)
     _row(pdf, [("Description", 100, "L"), ("Qty", 20, "R"), ("Amount", 60, "R")], bold=True)
     for line in lines:
-        amount = format_amount(line.amount_minor, line.currency)
-        _row(pdf, [(line.description, 100, "L"), (str(line.quantity), 20, "R"), (amount, 60, "R")])
+        shown = format_amount(line.amount_minor, line.currency)
+        _row(pdf, [(line.description, 100, "L"), (str(line.quantity), 20, "R"), (shown, 60, "R")])
     pdf.ln(3)
     totals = [
         ("Subtotal", invoice.subtotal_minor),

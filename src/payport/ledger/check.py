@@ -157,11 +157,13 @@ def _expected_hold() -> ColumnElement[Any]:
 
 
 def _expected_escrow() -> ColumnElement[Any]:
-    """Captured money waits in escrow until transferred; FAILED and REVERTED keep nothing."""
+    """Captured money waits in escrow until transferred, less what was refunded from it
+    (partial refunds); FAILED and REVERTED keep nothing."""
     waiting = and_(
         Payment.status.in_([S.AUTHORIZED.value, S.SUCCEEDED.value]), Payment.transfer_id.is_(None)
     )
-    return case((waiting, Payment.amount_captured_minor), else_=0)
+    kept = Payment.amount_captured_minor - Payment.amount_refunded_minor
+    return case((waiting, kept), else_=0)
 
 
 def _balance_of(prefix: str) -> Any:
