@@ -22,6 +22,7 @@ from payport.invoices.routes import router as invoices_router
 from payport.ledger.routes import router as ledger_router
 from payport.messaging.api import router as messaging_router
 from payport.payments.api import router as payments_router
+from payport.payments.intents_api import router as intents_router
 from payport.payments.legacy_api import LEGACY_READ_DOCS, LEGACY_READ_ROUTES
 from payport.payments.legacy_api import router as legacy_router
 from payport.providers.sandbox import sandbox_router
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(billing_router)
     app.include_router(invoices_router)
     app.include_router(refunds_router)
+    app.include_router(intents_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:
