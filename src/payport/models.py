@@ -14,6 +14,7 @@ from payport.providers.sandbox.models import (
     SandboxWebhookDelivery,
 )
 from payport.refunds.models import Refund
+from payport.usage import models as usage_models  # noqa: F401 - registers its tables
 from payport.webhooks.models import ProviderEvent
 
 __all__ = [
