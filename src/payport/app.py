@@ -28,6 +28,7 @@ from payport.payments.legacy_api import router as legacy_router
 from payport.providers.sandbox import sandbox_router
 from payport.refunds.routes import router as refunds_router
 from payport.runtime import Runtime
+from payport.stats.routes import router as stats_router
 from payport.usage.routes import router as usage_router
 from payport.webhooks.api import router as webhooks_router
 
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(refunds_router)
     app.include_router(intents_router)
     app.include_router(usage_router)
+    app.include_router(stats_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:
