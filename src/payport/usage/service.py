@@ -83,10 +83,11 @@ async def record_usage(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = cast(Table, UsageRecord.__table__)
+    # executemany: one cached statement, batched by SQLAlchemy's insertmanyvalues.
     statement = (
-        insert(table).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
+        insert(table).on_conflict_do_nothing(index_elements=["event_id"])
     ).returning(table.c.event_id)
-    inserted = len((await session.execute(statement)).all())
+    inserted = len((await session.execute(statement, rows)).all())
     return Ingested(accepted=inserted, duplicates=len(rows) - inserted)
 
 
