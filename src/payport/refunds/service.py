@@ -38,6 +38,9 @@ from payport.refunds.states import RESERVING, RefundStatus, check_refund_move
 from payport.refunds.views import refund_view
 
 R = RefundStatus
+# Refunds already in the payment's refunded total: counted when sent to the provider, so a
+# `charge.refunded` webhook that overtakes our own commit finds nothing new to post.
+COUNTED = (R.PROCESSING.value, R.SUCCEEDED.value)
 
 
 async def reserved_minor(session: AsyncSession, payment_id: str) -> int:
@@ -53,12 +56,12 @@ async def reserved_minor(session: AsyncSession, payment_id: str) -> int:
 async def refundable_minor(session: AsyncSession, payment: Payment) -> int:
     """Captured, less this service's refunds and any refund made outside them."""
     ours = await reserved_minor(session, payment.id)
-    succeeded = await session.scalar(
+    counted = await session.scalar(
         select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
-            Refund.payment_id == payment.id, Refund.status == R.SUCCEEDED.value
+            Refund.payment_id == payment.id, Refund.status.in_(COUNTED)
         )
     )
-    outside = payment.amount_refunded_minor - int(succeeded or 0)
+    outside = payment.amount_refunded_minor - int(counted or 0)
     return payment.amount_captured_minor - ours - max(outside, 0)
 
 
@@ -151,13 +154,14 @@ async def start_processing(session: AsyncSession, refund: Refund) -> Payment:
     """Approved -> processing (processing again resumes); the payment must still allow it."""
     if refund.refund_status is R.PENDING_APPROVAL:
         raise InvalidStatus("this refund is waiting for approval", field="status")
-    if refund.refund_status is not R.PROCESSING:
-        refund.status = check_refund_move(refund.refund_status, R.PROCESSING).value
     payment = await payments.get(session, refund.payment_id, for_update=True)
     problem = _refund_problem(payment)
     if problem is not None:
         raise problem
     assert payment is not None
+    if refund.refund_status is not R.PROCESSING:
+        refund.status = check_refund_move(refund.refund_status, R.PROCESSING).value
+        payment.amount_refunded_minor += refund.amount_minor  # see COUNTED
     return payment
 
 
@@ -212,11 +216,11 @@ async def finish(
         failure = to_payport_error(error)
         refund.status = check_refund_move(R.PROCESSING, R.FAILED).value
         refund.failure_code, refund.failure_message = failure.code, str(failure)
+        payment.amount_refunded_minor -= refund.amount_minor  # never reached the customer
         _event(session, "refund.failed", refund)
         return
     refund.status = check_refund_move(R.PROCESSING, R.SUCCEEDED).value
     refund.provider_refund_id = result.id
-    payment.amount_refunded_minor += refund.amount_minor
     completes = payment.amount_refunded_minor >= payment.amount_captured_minor
     ledger.post(session, refund_entry(payment, refund, completes=completes))
     _event(session, "refund.succeeded", refund)

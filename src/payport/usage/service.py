@@ -84,9 +84,9 @@ async def record_usage(
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = cast(Table, UsageRecord.__table__)
     # executemany: one cached statement, batched by SQLAlchemy's insertmanyvalues.
-    statement = (
-        insert(table).on_conflict_do_nothing(index_elements=["event_id"])
-    ).returning(table.c.event_id)
+    statement = (insert(table).on_conflict_do_nothing(index_elements=["event_id"])).returning(
+        table.c.event_id
+    )
     inserted = len((await session.execute(statement, rows)).all())
     return Ingested(accepted=inserted, duplicates=len(rows) - inserted)
 
