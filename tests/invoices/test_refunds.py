@@ -158,3 +158,28 @@ async def test_bad_refund_input_names_the_field(
     assert response.json()["field"] == field
     listed = await harness.client.get("/api/v1/refunds", params={"payment_id": payment["id"]})
     assert listed.json()["data"] == []
+
+
+async def test_a_refund_the_provider_refuses_fails_and_gives_its_reservation_back(
+    harness: Harness,
+) -> None:
+    payment = await captured_payment(harness)
+    requested = (await refund(harness, payment["id"], amount_minor=6000)).json()
+    # Someone refunds the whole charge at the provider directly (a dashboard refund).
+    await harness.runtime.provider.create_refund(
+        payment_intent=payment["payment_intent_id"],
+        amount_minor=None,
+        reason="requested_by_customer",
+        idempotency_key="dashboard-refund",
+    )
+    response = await harness.client.post(f"/api/v1/refunds/{requested['refund_id']}/process")
+    assert response.status_code == 402, response.text
+    assert response.json()["status"] == "failed" and response.json()["failure_code"]
+    await harness.drain()  # the provider's webhook reports the outside refund
+    after = (await harness.client.get(f"/api/v1/payments/{payment['id']}")).json()
+    assert after["amount_refunded"] == 20000  # the outside refund, not ours on top
+    report = await check(harness.runtime.db)
+    assert report.ok, [str(problem) for problem in report.problems]
+    await harness.drain()
+    types = [event["type"] for event in await harness.all_events()]
+    assert types.count("refund.failed") == 1 and "refund.succeeded" not in types
