@@ -123,3 +123,17 @@ async def test_bad_invoice_input_names_the_field_and_stores_nothing(harness: Har
     assert first["number"].endswith("-000001")  # refused bodies took no number
     missing = await harness.client.get("/api/v1/invoices/in_missing/pdf")
     assert missing.status_code == 404 and missing.json()["field"] == "invoice_id"
+
+
+async def test_open_one_off_invoice_is_written_off_once_and_drafts_are_not(harness: Harness) -> None:
+    invoice = await _create(harness)
+    invoice_id = invoice["invoice_id"]
+    written_off = await harness.client.post(f"/api/v1/invoices/{invoice_id}/mark_uncollectible")
+    assert written_off.json()["status"] == "uncollectible"
+    again = await harness.client.post(f"/api/v1/invoices/{invoice_id}/mark_uncollectible")
+    assert again.status_code == 409 and again.json()["field"] == "status"
+    draft = await _create(harness, draft=True)
+    refused = await harness.client.post(
+        f"/api/v1/invoices/{draft['invoice_id']}/mark_uncollectible"
+    )
+    assert refused.status_code == 409  # draft -> uncollectible is not in the table

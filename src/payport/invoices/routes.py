@@ -120,3 +120,12 @@ async def void_invoice(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
         service.void(session, invoice, at=runtime.billing.clock.now())
     runtime.outbox_ready.notify()
     return await _full_view(runtime, invoice_id)
+
+
+@router.post("/{invoice_id}/mark_uncollectible", summary="Write off an open one-off invoice")
+async def mark_uncollectible(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
+    async with runtime.db.transaction() as session:
+        invoice = await service.get_invoice(session, invoice_id, for_update=True)
+        service.write_off(session, invoice, at=runtime.billing.clock.now())
+    runtime.outbox_ready.notify()
+    return await _full_view(runtime, invoice_id)

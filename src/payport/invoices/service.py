@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events
 from payport.billing.clock import new_id
-from payport.billing.invoices import next_number
+from payport.billing.invoices import mark_uncollectible, next_number
 from payport.billing.models import Invoice, InvoiceLine, Subscription
 from payport.billing.schemas import InvalidRequest
 from payport.billing.states import InvoiceStatus, check_invoice_move
@@ -108,6 +108,13 @@ def void(session: AsyncSession, invoice: Invoice, *, at: datetime) -> None:
     invoice.next_payment_attempt = None
     invoice.closed_at = at
     events.invoice_event(session, INVOICE_VOIDED, invoice)
+
+
+def write_off(session: AsyncSession, invoice: Invoice, *, at: datetime) -> None:
+    """Open to uncollectible: the customer is not expected to pay; nothing posts."""
+    if invoice.billing_reason != "manual":
+        raise InvalidRequest("only one-off invoices are written off here", field="invoice_id")
+    mark_uncollectible(session, invoice, at=at)
 
 
 async def get_invoice(
