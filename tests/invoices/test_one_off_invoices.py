@@ -125,7 +125,7 @@ async def test_bad_invoice_input_names_the_field_and_stores_nothing(harness: Har
     assert missing.status_code == 404 and missing.json()["field"] == "invoice_id"
 
 
-async def test_open_one_off_invoice_is_written_off_once_and_drafts_are_not(harness: Harness) -> None:
+async def test_one_off_invoice_is_written_off_once_and_drafts_never(harness: Harness) -> None:
     invoice = await _create(harness)
     invoice_id = invoice["invoice_id"]
     written_off = await harness.client.post(f"/api/v1/invoices/{invoice_id}/mark_uncollectible")
