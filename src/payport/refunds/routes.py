@@ -9,7 +9,6 @@ from payport.billing.routes import _documented
 from payport.billing.schemas import parse_body
 from payport.db import utcnow
 from payport.http import FastJSONResponse, RuntimeDep
-from payport.providers import base
 from payport.refunds import service
 from payport.refunds.schemas import ApproveBody, RefundBody, RejectBody
 from payport.refunds.views import refund_view
@@ -73,22 +72,6 @@ async def reject_refund(refund_id: str, request: Request, runtime: RuntimeDep) -
 
 @router.post("/{refund_id}/process", summary="Execute an approved refund through the provider")
 async def process_refund(refund_id: str, runtime: RuntimeDep) -> JSONResponse:
-    async with runtime.db.transaction() as session:
-        refund = await service.get_refund(session, refund_id, for_update=True)
-        if refund.refund_status in (service.R.SUCCEEDED, service.R.FAILED):
-            return FastJSONResponse(refund_view(refund))
-        payment = await service.start_processing(session, refund)
-        intent_id = payment.payment_intent_id or ""
-    result: base.RefundView | None = None
-    error: base.ProviderError | None = None
-    try:
-        result = await service.call_provider(runtime.provider, refund, intent_id)
-    except base.ProviderError as exc:
-        error = exc
-    async with runtime.db.transaction() as session:
-        refund = await service.get_refund(session, refund_id, for_update=True)
-        payment = await service.payment_of(session, refund)
-        await service.finish(session, refund, payment, result=result, error=error)
-        view = refund_view(refund)
+    view, succeeded = await service.process_refund(runtime.db, runtime.provider, refund_id)
     runtime.outbox_ready.notify()
-    return FastJSONResponse(view, status_code=200 if result is not None else 402)
+    return FastJSONResponse(view, status_code=200 if succeeded else 402)

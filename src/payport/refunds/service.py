@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing.clock import new_id
 from payport.billing.schemas import InvalidRequest
-from payport.db import utcnow
+from payport.db import Database, utcnow
 from payport.errors import InvalidStatus, NotFound, PayportError
 from payport.ledger import accounts
 from payport.ledger import service as ledger
@@ -224,3 +224,29 @@ async def finish(
     completes = payment.amount_refunded_minor >= payment.amount_captured_minor
     ledger.post(session, refund_entry(payment, refund, completes=completes))
     _event(session, "refund.succeeded", refund)
+
+
+async def process_refund(
+    db: Database, provider: base.PaymentProvider, refund_id: str
+) -> tuple[dict[str, Any], bool]:
+    """Approved -> processing -> provider call (no transaction open) -> succeeded or failed.
+
+    Returns the refund's view and whether it succeeded; a finished refund is answered
+    as it is, and one left processing by a crash is resumed with the same key.
+    """
+    async with db.transaction() as session:
+        refund = await get_refund(session, refund_id, for_update=True)
+        if refund.refund_status in (R.SUCCEEDED, R.FAILED):
+            return refund_view(refund), refund.refund_status is R.SUCCEEDED
+        payment = await start_processing(session, refund)
+        intent_id = payment.payment_intent_id or ""
+    result: base.RefundView | None = None
+    error: base.ProviderError | None = None
+    try:
+        result = await call_provider(provider, refund, intent_id)
+    except base.ProviderError as exc:
+        error = exc
+    async with db.transaction() as session:
+        refund = await get_refund(session, refund_id, for_update=True)
+        await finish(session, refund, await payment_of(session, refund), result=result, error=error)
+        return refund_view(refund), refund.refund_status is R.SUCCEEDED
