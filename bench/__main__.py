@@ -12,6 +12,9 @@
 4. The ledger at 1,000,000 payments on PostgreSQL (bench/ledger_bench.py):
    `GET /history/{user_id}` and a balance read against a primary-key lookup of
    the same data, and the seeding rate.
+5. Usage on PostgreSQL (bench/usage_bench.py): batched usage ingest events/s
+   against PostgreSQL's durable-commit ceiling; statistics p99 at 1,000,000
+   usage rows against a primary-key read.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from bench import kafka_bench, ledger_bench
+from bench import kafka_bench, ledger_bench, usage_bench
 from bench.loadgen import post_all, run_load
 from bench.server import bare_server, payport_server
 from payport.db import Database
@@ -180,14 +183,16 @@ async def embedded() -> None:
 
 
 async def main() -> None:
-    """Every section, or those named in BENCH_PARTS (embedded, kafka, ledger)."""
-    parts = os.environ.get("BENCH_PARTS", "embedded,kafka,ledger").split(",")
+    """Every section, or those named in BENCH_PARTS (embedded, kafka, ledger, usage)."""
+    parts = os.environ.get("BENCH_PARTS", "embedded,kafka,ledger,usage").split(",")
     if "embedded" in parts:
         await embedded()
     if "kafka" in parts:
         await kafka_bench.run(report)
     if "ledger" in parts:
         await ledger_bench.run(report)
+    if "usage" in parts:
+        await usage_bench.run(report)
     table = Table(title="payport bench (ratios against same-run baselines)")
     for column in ("bench", "ratio", "figures"):
         table.add_column(column)

@@ -18,13 +18,18 @@ from payport.checkout.routes import router as checkout_router
 from payport.config import Settings
 from payport.errors import PayportError
 from payport.http import BodySizeLimit, payport_error_handler, validation_error_handler
+from payport.invoices.routes import router as invoices_router
 from payport.ledger.routes import router as ledger_router
 from payport.messaging.api import router as messaging_router
 from payport.payments.api import router as payments_router
+from payport.payments.intents_api import router as intents_router
 from payport.payments.legacy_api import LEGACY_READ_DOCS, LEGACY_READ_ROUTES
 from payport.payments.legacy_api import router as legacy_router
 from payport.providers.sandbox import sandbox_router
+from payport.refunds.routes import router as refunds_router
 from payport.runtime import Runtime
+from payport.stats.routes import router as stats_router
+from payport.usage.routes import router as usage_router
 from payport.webhooks.api import router as webhooks_router
 
 
@@ -90,6 +95,11 @@ def create_app(
     app.include_router(checkout_router)
     app.include_router(checkout_page_router)
     app.include_router(billing_router)
+    app.include_router(invoices_router)
+    app.include_router(refunds_router)
+    app.include_router(intents_router)
+    app.include_router(usage_router)
+    app.include_router(stats_router)
 
     @app.get("/health/ready", tags=["CampusG contract"])
     async def ready() -> JSONResponse:

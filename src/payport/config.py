@@ -88,6 +88,8 @@ class Settings(BaseSettings):
         default="cancel", alias="BILLING_DUNNING_FINAL_ACTION"
     )
     billing_interval_s: int = Field(default=60, ge=0, alias="PAYPORT_BILLING_INTERVAL")
+    # Refunds above this many minor units wait for approval before they can be processed.
+    refund_approval_threshold: int = Field(default=10_000, ge=0, alias="REFUND_APPROVAL_THRESHOLD")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="PAYPORT_MAX_BODY_BYTES")
     log_level: str = Field(default="INFO", alias="PAYPORT_LOG_LEVEL")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(

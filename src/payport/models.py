@@ -13,6 +13,8 @@ from payport.providers.sandbox.models import (
     SandboxState,
     SandboxWebhookDelivery,
 )
+from payport.refunds.models import Refund
+from payport.usage import models as usage_models  # noqa: F401 - registers its tables
 from payport.webhooks.models import ProviderEvent
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "OutboxEvent",
     "Payment",
     "ProviderEvent",
+    "Refund",
     "SandboxIdempotencyRecord",
     "SandboxObject",
     "SandboxState",

@@ -45,6 +45,7 @@ from payport.errors import InvalidStatus, NotFound, ProviderUnavailable
 from payport.money import Money
 from payport.providers import base
 from payport.providers.errors import with_retries
+from payport.usage.service import metered_lines
 
 log = logging.getLogger(__name__)
 Sub = SubscriptionStatus
@@ -413,6 +414,8 @@ async def renew(session: AsyncSession, subscription: Subscription, *, at: dateti
     if subscription.cancel_at_period_end:
         await end_subscription(session, subscription, plan, at=at)
         return
+    ended = (subscription.current_period_start, subscription.current_period_end)
+    usage = await metered_lines(session, subscription, ended)  # billed in arrears
     index = subscription.period_index + 1
     period = period_bounds(subscription.billing_cycle_anchor, plan.cycle, index)
     subscription.period_index = index
@@ -424,7 +427,7 @@ async def renew(session: AsyncSession, subscription: Subscription, *, at: dateti
         reason="subscription_cycle",
         currency=plan.currency,
         issued_at=at,
-        new_lines=[plan_line(plan, subscription.quantity, period)],
+        new_lines=[plan_line(plan, subscription.quantity, period), *usage],
         period=period,
         cycle_key=cycle_key(subscription, index),
         collect=subscription.payment_method_id is not None,

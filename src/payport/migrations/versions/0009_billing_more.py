@@ -1,7 +1,7 @@
 """billing: incomplete_expired fits the status column; trial_will_end notices; payment attempts found by their intent (webhooks), paid on-session
 
 Revision ID: 0009_billing_more
-Revises: 0006_checkout
+Revises: 0008_invoicing
 Create Date: 2026-12-01 19:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import payport.db
 
 revision: str = "0009_billing_more"
-down_revision: str | None = "0006_checkout"
+down_revision: str | None = "0008_invoicing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""One-off invoices on top of billing's invoices: creation with line items, lists, PDFs."""

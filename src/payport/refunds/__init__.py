@@ -1,0 +1,1 @@
+"""Refunds of captured payments, full or partial, with approval above a threshold."""

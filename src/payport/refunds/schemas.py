@@ -1,0 +1,48 @@
+"""Refund request bodies: `amount` in major units (exact) or `amount_minor`; none is full."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field, field_validator
+
+from payport.billing.schemas import InvalidRequest, _Body, major_to_minor
+from payport.money import MAX_AMOUNT_MINOR
+
+
+class RefundBody(_Body):
+    payment_id: str = Field(min_length=1, max_length=36)
+    amount: Decimal | None = None
+    amount_minor: int | None = Field(default=None, ge=1, le=MAX_AMOUNT_MINOR, strict=True)
+    reason: str | None = Field(default=None, max_length=500)
+    requested_by: str | None = Field(default=None, max_length=255)
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        return value
+
+
+class ApproveBody(_Body):
+    approved_by: str | None = Field(default=None, max_length=255)
+
+
+class RejectBody(_Body):
+    reason: str | None = Field(default=None, max_length=500)
+    rejected_by: str | None = Field(default=None, max_length=255)
+
+
+def requested_minor(body: RefundBody, currency: str) -> int | None:
+    """The amount asked for in minor units, or None for everything still refundable."""
+    if body.amount is not None and body.amount_minor is not None:
+        raise InvalidRequest("give at most one of `amount` and `amount_minor`", field="amount")
+    if body.amount_minor is not None:
+        return body.amount_minor
+    if body.amount is None:
+        return None
+    value = major_to_minor(body.amount, currency, field="amount")
+    if value == 0:
+        raise InvalidRequest("must be more than zero", field="amount")
+    return value

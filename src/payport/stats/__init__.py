@@ -1,0 +1,1 @@
+"""Revenue, subscription and overall statistics, computed by SQL aggregation."""
