@@ -213,22 +213,44 @@ async def test_a_lost_answer_then_a_retry_with_the_same_key_charges_once(
     assert (await billing.event_types()).count("invoice.paid") == 1
 
 
-async def test_a_first_payment_awaiting_3ds_keeps_the_subscription_past_23_hours(
+async def test_a_first_payment_awaiting_3ds_keeps_the_subscription_until_3ds_fails(
     billing: Billing,
 ) -> None:
-    """Money may still arrive, so it does not expire; once 3-D Secure fails, it does."""
+    """Money may still arrive, so it does not expire meanwhile; once 3-D Secure fails, it does."""
     sub_id, invoice_id = await needs_3ds(billing)
     clock = (await billing.subscription(sub_id))["test_clock"]
     attempt = (await pay(billing, invoice_id))["attempts"][-1]
     await billing.update(sub_id, payment_method_id="pm_card_visa")  # no second charge now
-    await billing.advance(clock, START + 30 * HOUR)
+    await billing.advance(clock, START + 22 * HOUR)
     assert (await billing.subscription(sub_id))["status"] == "incomplete"
     [invoice] = await billing.invoices(sub_id)
     assert [a["status"] for a in invoice["attempts"]] == ["failed", "requires_action"]
 
     await answer_3ds(billing, attempt["payment_intent_id"], approve=False)
     await billing.harness.drain()
-    await billing.advance(clock, START + 31 * HOUR)
+    await billing.advance(clock, START + 23 * HOUR)
     sub = await billing.subscription(sub_id)
     assert (sub["status"], sub["latest_invoice"]["status"]) == ("incomplete_expired", "void")
+    assert await billing.balance("customer:user_ada") == 0
+
+
+async def test_a_first_payment_whose_3ds_never_comes_fails_after_23_hours(
+    billing: Billing,
+) -> None:
+    """As on Stripe: the authentication is given up on (the intent canceled, so it can no
+    longer charge), the attempt fails and the incomplete subscription expires."""
+    sub_id, invoice_id = await needs_3ds(billing)
+    clock = (await billing.subscription(sub_id))["test_clock"]
+    attempt = (await pay(billing, invoice_id))["attempts"][-1]
+    await billing.update(sub_id, payment_method_id="pm_card_visa")
+    await billing.advance(clock, START + 30 * HOUR)
+    sub = await billing.subscription(sub_id)
+    assert (sub["status"], sub["latest_invoice"]["status"]) == ("incomplete_expired", "void")
+    [invoice] = await billing.invoices(sub_id)
+    assert [a["status"] for a in invoice["attempts"]] == ["failed", "failed"]
+    engine: BillingEngine = billing.harness.runtime.billing
+    intent = await engine.provider.retrieve_payment_intent(attempt["payment_intent_id"])
+    assert intent.status == base.PI_CANCELED
+    await billing.harness.drain()
+    assert await intents(billing.harness) == 2  # never charged with the new card
     assert await billing.balance("customer:user_ada") == 0

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +41,7 @@ from payport.billing.subscriptions import (
     move,
     send_trial_notice,
 )
+from payport.billing.test_clocks import claim_clock, keep_claim, release_clock
 from payport.config import Settings
 from payport.db import Database
 from payport.errors import InvalidStatus, NotFound, ProviderUnavailable
@@ -50,9 +53,12 @@ from payport.usage.service import metered_lines
 log = logging.getLogger(__name__)
 Sub = SubscriptionStatus
 Inv = InvoiceStatus
-CLOCK_READY = "ready"
-CLOCK_ADVANCING = "advancing"
 _MAX_STEPS = 10_000  # per call: a runaway loop is a bug, not a workload
+# An attempt waiting on a webhook this long (clock time) is asked about at the provider.
+RECHECK_AFTER = timedelta(minutes=10)
+# 3-D Secure not done by then: the intent is canceled and the attempt fails, as Stripe
+# fails an invoice payment whose authentication never came.
+ACTION_EXPIRES_AFTER = timedelta(hours=23)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +94,19 @@ class BillingEngine:
         self.clock: Clock = clock or SystemClock()
         self.on_commit = on_commit
         self.concurrency = concurrency
+        # Engine-clock attempts asked about lately -> when to ask again (per process).
+        self._next_check: dict[int, datetime] = {}
 
     # --- entry points ----------------------------------------------------------------------
 
     async def run_due(self, *, limit: int = 100) -> int:
         """The worker's step: settle subscriptions on the engine's clock that have work due."""
         now = self.clock.now()
+        settled = await self.reconcile_waiting(now, clock_id=None, limit=limit)
         async with self.db.read() as session:
             due = (await session.execute(repository.due_subscriptions(now, clock_id=None))).all()
-        return await self._settle_all([(row[0], row[1]) for row in due[:limit]], now, quiet=True)
+        steps = await self._settle_all([(row[0], row[1]) for row in due[:limit]], now, quiet=True)
+        return settled + steps
 
     async def _settle_all(
         self, due: Sequence[tuple[str, str]], until: datetime, *, quiet: bool = False
@@ -127,47 +137,28 @@ class BillingEngine:
     async def advance_clock(self, clock_id: str, to: datetime) -> int:
         """Move a test clock to `to`, stopping at every moment something was due on the way,
         so renewals, retries and cancellations happen in order and at their own time."""
-        await self._claim_clock(clock_id, to)
+        holder = secrets.token_hex(8)
+        await claim_clock(self.db, clock_id, to, holder)
         try:
-            return await self._advance_claimed(clock_id, to)
+            return await self._advance_claimed(clock_id, to, holder)
         finally:
-            await self._release_clock(clock_id)
+            await release_clock(self.db, clock_id, holder)
 
-    async def _claim_clock(self, clock_id: str, to: datetime) -> None:
-        """Compare-and-set under the clock row's lock: ready -> advancing (Stripe's test clock
-        statuses), so two advances of one clock cannot both run renewals or move time."""
-        async with self.db.transaction() as session:
-            clock = await get_test_clock(session, clock_id, for_update=True)
-            if clock.status != CLOCK_READY:
-                raise InvalidStatus(
-                    f"test clock {clock_id} is {clock.status}; try again when it is ready",
-                    field="status",
-                )
-            if to <= clock.frozen_time:
-                raise InvalidRequest(
-                    "must be later than the clock's frozen_time", field="frozen_time"
-                )
-            clock.status = CLOCK_ADVANCING
-
-    async def _release_clock(self, clock_id: str) -> None:
-        async with self.db.transaction() as session:
-            clock = await get_test_clock(session, clock_id, for_update=True)
-            clock.status = CLOCK_READY
-
-    async def _advance_claimed(self, clock_id: str, to: datetime) -> int:
+    async def _advance_claimed(self, clock_id: str, to: datetime, holder: str) -> int:
         steps = 0
         for _ in range(_MAX_STEPS):
             moment = await self._next_moment(clock_id, to)
             if moment is None:
                 break
-            await self._set_clock(clock_id, moment)
+            await self._set_clock(clock_id, moment, holder)
+            steps += await self.reconcile_waiting(moment, clock_id=clock_id)
             async with self.db.read() as session:
                 query = repository.due_subscriptions(moment, clock_id=clock_id)
                 due = [(row[0], row[1]) for row in (await session.execute(query)).all()]
             steps += await self._settle_all(due, moment)
         else:
             raise RuntimeError(f"test clock {clock_id} did not settle")
-        await self._set_clock(clock_id, to)
+        await self._set_clock(clock_id, to, holder)
         return steps
 
     async def settle(self, subscription_id: str, *, until: datetime) -> int:
@@ -269,12 +260,27 @@ class BillingEngine:
         )
         if expiry is not None and expiry > to:
             expiry = None
-        moments = [m for m in (ends, attempts, interrupted, expiry, notices) if m is not None]
+        checks = await self._next_check_on_clock(clock_id, to)
+        moments = [m for m in (ends, attempts, interrupted, expiry, notices, checks) if m]
         return min(moments) if moments else None
 
-    async def _set_clock(self, clock_id: str, moment: datetime) -> None:
+    async def _next_check_on_clock(self, clock_id: str, to: datetime) -> datetime | None:
+        """When a waiting attempt on the clock is next asked about at the provider: after
+        RECHECK_AFTER, and (3-D Secure) once more when it expires; only times still ahead."""
+        async with self.db.read() as session:
+            now = (await get_test_clock(session, clock_id)).frozen_time
+            rows = (await session.execute(repository.waiting_attempts(to, clock_id=clock_id))).all()
+        checks = []
+        for _, attempted_at, status in rows:
+            checks.append(attempted_at + RECHECK_AFTER)
+            if status == base.PI_REQUIRES_ACTION:
+                checks.append(attempted_at + ACTION_EXPIRES_AFTER)
+        ahead = [moment for moment in checks if now < moment <= to]
+        return min(ahead) if ahead else None
+
+    async def _set_clock(self, clock_id: str, moment: datetime, holder: str) -> None:
         async with self.db.transaction() as session:
-            clock = await get_test_clock(session, clock_id, for_update=True)
+            clock = await keep_claim(session, clock_id, holder)
             if moment > clock.frozen_time:
                 clock.frozen_time = moment
 
@@ -340,21 +346,71 @@ class BillingEngine:
             )
         self.on_commit()
 
-    async def reconcile(self, attempt_id: int) -> bool:
+    async def reconcile_waiting(
+        self, now: datetime, *, clock_id: str | None, limit: int = 100
+    ) -> int:
+        """The worker's side of a lost webhook: ask the provider about attempts waiting
+        longer than RECHECK_AFTER (on one test clock, or the engine's clock); 3-D Secure
+        still not done after ACTION_EXPIRES_AFTER fails the attempt so dunning goes on.
+        Returns how many settled; an unreachable provider leaves them for the next run."""
+        async with self.db.read() as session:
+            query = repository.waiting_attempts(now - RECHECK_AFTER, clock_id=clock_id)
+            rows = (await session.execute(query)).all()
+        if clock_id is None:
+            rows = self._not_asked_lately(rows, now)
+        settled = 0
+        for attempt_id, attempted_at, _ in rows[:limit]:
+            expired = attempted_at + ACTION_EXPIRES_AFTER <= now
+            try:
+                settled += await self.reconcile(attempt_id, give_up=expired)
+            except base.ProviderError as exc:
+                log.warning("billing: reconcile of attempt %s failed: %s", attempt_id,
+                            type(exc).__name__)  # fmt: skip
+        return settled
+
+    def _not_asked_lately(self, rows: Sequence[Any], now: datetime) -> list[Any]:
+        """Each engine-clock attempt is asked about once per RECHECK_AFTER, not every run."""
+        waiting = {row[0] for row in rows}
+        self._next_check = {k: v for k, v in self._next_check.items() if k in waiting}
+        due = [row for row in rows if self._next_check.get(row[0], now) <= now]
+        for row in due:
+            self._next_check[row[0]] = now + RECHECK_AFTER
+        return due
+
+    async def reconcile(self, attempt_id: int, *, give_up: bool = False) -> bool:
         """Ask the provider how an attempt that waits on a webhook ended (by its intent id),
-        for a webhook that never came; True if that settled it."""
+        for a webhook that never came; True if that settled it. `give_up`: an intent still
+        waiting on 3-D Secure is canceled first, so it can no longer charge the customer
+        after the attempt counted as failed."""
         async with self.db.read() as session:
             attempt = await session.get(PaymentAttempt, attempt_id)
             intent_id = attempt.payment_intent_id if attempt is not None else None
+            key = attempt.idempotency_key if attempt is not None else ""
         if intent_id is None:
             return False
         intent = await with_retries(lambda: self.provider.retrieve_payment_intent(intent_id))
+        if give_up and intent.status == base.PI_REQUIRES_ACTION:
+            intent = await self._cancel_abandoned(intent_id, f"{key}:abandoned")
         async with self.db.transaction() as session:
             settled = await settle_attempt(
                 session, attempt_id, intent=intent, error=None, settings=self.settings
             )
         self.on_commit()
         return settled
+
+    async def _cancel_abandoned(self, intent_id: str, key: str) -> base.IntentView:
+        """Cancel an intent whose authentication never came; if it moved on meanwhile (the
+        customer finished just now), the provider refuses and its current state is the truth."""
+        try:
+            return await with_retries(
+                lambda: self.provider.cancel_payment_intent(
+                    intent_id, reason="abandoned", idempotency_key=key
+                )
+            )
+        except base.ProviderTransientError:
+            raise
+        except base.ProviderError:
+            return await with_retries(lambda: self.provider.retrieve_payment_intent(intent_id))
 
     # --- dunning -------------------------------------------------------------------------------
 

@@ -150,3 +150,24 @@ async def invoice_due(
         .limit(1)
         .with_for_update()
     )
+
+
+def waiting_attempts(since: datetime, *, clock_id: str | None) -> Select[int, datetime, str]:
+    """Attempts waiting on a webhook, made at `since` or earlier, of subscriptions on one
+    test clock (None: on the engine's clock); oldest first."""
+    on_clock = (
+        Subscription.test_clock_id.is_(None)
+        if clock_id is None
+        else Subscription.test_clock_id == clock_id
+    )
+    return (
+        select(PaymentAttempt.id, PaymentAttempt.attempted_at, PaymentAttempt.status)
+        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
+        .join(Subscription, Subscription.id == Invoice.subscription_id)
+        .where(
+            PaymentAttempt.status.in_(AWAITING_STATUSES),
+            PaymentAttempt.attempted_at <= since,
+            on_clock,
+        )
+        .order_by(PaymentAttempt.attempted_at, PaymentAttempt.id)
+    )
