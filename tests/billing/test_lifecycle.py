@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from payport.billing.renewals import BillingEngine
+from payport.billing.test_clocks import claim_clock, release_clock
 from payport.errors import InvalidStatus
 from tests.billing.helpers import START, Billing, iso
 from tests.harness import Harness
@@ -128,7 +129,8 @@ async def test_a_clock_being_advanced_refuses_a_second_advance(billing: Billing)
     clock = await billing.clock()
     await billing.subscribe(plan["plan_id"], test_clock=clock)
     engine: BillingEngine = billing.harness.runtime.billing
-    await engine._claim_clock(clock, START + 40 * DAY)  # as if an advance were under way
+    db = billing.harness.runtime.db
+    await claim_clock(db, clock, START + 40 * DAY, "other")  # as if an advance were under way
     response = await billing.client.post(
         f"/api/v1/test_clocks/{clock}/advance", json={"frozen_time": iso(START + 40 * DAY)}
     )
@@ -138,7 +140,7 @@ async def test_a_clock_being_advanced_refuses_a_second_advance(billing: Billing)
     assert (shown["status"], shown["frozen_time"]) == ("advancing", iso(START))
     with pytest.raises(InvalidStatus):
         await engine.advance_clock(clock, START + 40 * DAY)
-    await engine._release_clock(clock)
+    await release_clock(db, clock, "other")
     body = await billing.advance(clock, START + 40 * DAY)
     assert (body["status"], body["frozen_time"]) == ("ready", iso(START + 40 * DAY))
 

@@ -100,7 +100,8 @@ class BillingEngine:
     # --- entry points ----------------------------------------------------------------------
 
     async def run_due(self, *, limit: int = 100) -> int:
-        """The worker's step: settle subscriptions on the engine's clock that have work due."""
+        """The worker's step on the engine's clock: ask the provider about attempts whose webhook
+        is overdue, then settle subscriptions that have work due."""
         now = self.clock.now()
         settled = await self.reconcile_waiting(now, clock_id=None, limit=limit)
         async with self.db.read() as session:
