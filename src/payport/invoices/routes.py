@@ -6,14 +6,16 @@ here use the same view, so both answer the same shape.
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing.invoices import lines_of
-from payport.billing.models import PaymentAttempt
+from payport.billing.models import Invoice, PaymentAttempt
 from payport.billing.routes import _documented
 from payport.billing.schemas import parse_body
 from payport.billing.states import InvoiceStatus
@@ -25,6 +27,12 @@ from payport.invoices.schemas import InvoiceBody
 from payport.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/invoices", tags=["invoices"])
+
+
+class InvoiceMove(Protocol):
+    """A status move of one invoice, made inside the caller's transaction."""
+
+    def __call__(self, session: AsyncSession, invoice: Invoice, *, at: datetime) -> None: ...
 
 
 async def _full_view(runtime: Runtime, invoice_id: str) -> JSONResponse:
@@ -104,28 +112,25 @@ async def invoice_pdf(invoice_id: str, runtime: RuntimeDep) -> Response:
     )
 
 
-@router.post("/{invoice_id}/finalize", summary="Finalize a draft invoice (draft -> open)")
-async def finalize_invoice(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
+async def _move(runtime: Runtime, invoice_id: str, move: InvoiceMove) -> JSONResponse:
+    """Lock the invoice, apply one status move on the engine's clock, answer its new view."""
     async with runtime.db.transaction() as session:
         invoice = await service.get_invoice(session, invoice_id, for_update=True)
-        service.finalize(session, invoice, at=runtime.billing.clock.now())
+        move(session, invoice, at=runtime.billing.clock.now())
     runtime.outbox_ready.notify()
     return await _full_view(runtime, invoice_id)
+
+
+@router.post("/{invoice_id}/finalize", summary="Finalize a draft invoice (draft -> open)")
+async def finalize_invoice(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
+    return await _move(runtime, invoice_id, service.finalize)
 
 
 @router.post("/{invoice_id}/void", summary="Void a one-off invoice")
 async def void_invoice(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
-    async with runtime.db.transaction() as session:
-        invoice = await service.get_invoice(session, invoice_id, for_update=True)
-        service.void(session, invoice, at=runtime.billing.clock.now())
-    runtime.outbox_ready.notify()
-    return await _full_view(runtime, invoice_id)
+    return await _move(runtime, invoice_id, service.void)
 
 
 @router.post("/{invoice_id}/mark_uncollectible", summary="Write off an open one-off invoice")
 async def mark_uncollectible(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
-    async with runtime.db.transaction() as session:
-        invoice = await service.get_invoice(session, invoice_id, for_update=True)
-        service.write_off(session, invoice, at=runtime.billing.clock.now())
-    runtime.outbox_ready.notify()
-    return await _full_view(runtime, invoice_id)
+    return await _move(runtime, invoice_id, service.write_off)
