@@ -9,12 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing.clock import new_id
 from payport.billing.models import Plan
-from payport.billing.schemas import InvalidRequest, PlanBody, plan_amount_minor, plan_currency
+from payport.billing.schemas import (
+    InvalidRequest,
+    PlanBody,
+    plan_amount_minor,
+    requested_currency,
+)
 from payport.errors import InvalidStatus, NotFound
 
 
 def build_plan(body: PlanBody, *, default_currency: str) -> Plan:
-    currency = plan_currency(body, default_currency)
+    currency = requested_currency(body.currency, default_currency)
     return Plan(
         id=body.plan_id or new_id("plan_"),
         name=body.name,

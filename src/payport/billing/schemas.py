@@ -10,9 +10,9 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from payport.billing.periods import BillingCycle
 from payport.errors import InvalidPayload
@@ -34,6 +34,17 @@ class ProrationBehavior(StrEnum):
     NONE = "none"
 
 
+def _refuse_booleans(value: object) -> object:
+    """JSON `true` is not an amount, though Python counts it as 1."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    return value
+
+
+# An optional amount in major units, exact (bodies are parsed with Decimal floats).
+MajorAmount = Annotated[Decimal | None, BeforeValidator(_refuse_booleans)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -43,20 +54,13 @@ class PlanBody(_Body):
     name: str = Field(min_length=1, max_length=255)
     tier: str | None = Field(default=None, max_length=64)
     description: str | None = Field(default=None, max_length=2000)
-    price: Decimal | None = None
+    price: MajorAmount = None
     price_minor: int | None = Field(default=None, ge=0, le=MAX_AMOUNT_MINOR, strict=True)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     billing_cycle: BillingCycle = BillingCycle.MONTHLY
     trial_days: int = Field(default=0, ge=0, le=730, strict=True)
     features: list[str] | dict[str, Any] = Field(default_factory=list)
     active: bool = True
-
-    @field_validator("price", mode="before")
-    @classmethod
-    def _no_booleans(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        return value
 
 
 class SubscriptionBody(_Body):
@@ -126,21 +130,27 @@ def parse_body(model: type[M], raw: bytes, *, optional: bool = False) -> M:
         raise InvalidRequest(f"{field}: {first['msg']}", field=field) from None
 
 
-def plan_currency(body: PlanBody, default: str) -> str:
-    code = (body.currency or default).lower()
+def requested_currency(requested: str | None, default: str) -> str:
+    """A body's `currency`, or the configured default; an unknown code is refused by name."""
+    code = (requested or default).lower()
     if not is_known_currency(code):
-        raise InvalidRequest(f"unknown currency {body.currency!r}", field="currency")
+        raise InvalidRequest(f"unknown currency {requested!r}", field="currency")
     return code
 
 
 def plan_amount_minor(body: PlanBody, currency: str) -> int:
     """The plan's price in minor units, from exactly one of `price` (major) or `price_minor`."""
-    if (body.price is None) == (body.price_minor is None):
-        raise InvalidRequest("give exactly one of `price` and `price_minor`", field="price")
-    if body.price_minor is not None:
-        return body.price_minor
-    assert body.price is not None
-    return major_to_minor(body.price, currency, field="price")
+    return one_amount_minor(body.price, body.price_minor, currency, name="price")
+
+
+def one_amount_minor(major: Decimal | None, minor: int | None, currency: str, *, name: str) -> int:
+    """Exactly one of `{name}` (major units) and `{name}_minor`, in minor units."""
+    if (major is None) == (minor is None):
+        raise InvalidRequest(f"give exactly one of `{name}` and `{name}_minor`", field=name)
+    if minor is not None:
+        return minor
+    assert major is not None
+    return major_to_minor(major, currency, field=name)
 
 
 def major_to_minor(amount: Decimal, currency: str, *, field: str) -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from payport.billing.schemas import InvalidRequest, _Body, major_to_minor
-from payport.money import MAX_AMOUNT_MINOR, is_known_currency
+from payport.billing.schemas import InvalidRequest, MajorAmount, _Body, major_to_minor
+from payport.money import MAX_AMOUNT_MINOR
 
 MAX_LINES = 100
 
@@ -23,17 +22,10 @@ class InvoiceLineBody(_Body):
     description: str = Field(min_length=1, max_length=500)
     kind: LineKind = LineKind.ONE_OFF
     quantity: int = Field(default=1, ge=1, le=1_000_000, strict=True)
-    amount: Decimal | None = None  # unit amount, major units, exact
+    amount: MajorAmount = None  # unit amount
     amount_minor: int | None = Field(
         default=None, ge=-MAX_AMOUNT_MINOR, le=MAX_AMOUNT_MINOR, strict=True
     )
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _no_booleans(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        return value
 
 
 class InvoiceBody(_Body):
@@ -43,13 +35,6 @@ class InvoiceBody(_Body):
     description: str | None = Field(default=None, max_length=2000)
     lines: list[InvoiceLineBody] = Field(min_length=1, max_length=MAX_LINES)
     draft: bool = False  # true: stays a draft until finalized
-
-
-def invoice_currency(body: InvoiceBody, default: str) -> str:
-    code = (body.currency or default).lower()
-    if not is_known_currency(code):
-        raise InvalidRequest(f"unknown currency {body.currency!r}", field="currency")
-    return code
 
 
 def unit_amount_minor(line: InvoiceLineBody, currency: str, index: int) -> int:

@@ -17,10 +17,10 @@ from payport.billing import events
 from payport.billing.clock import new_id
 from payport.billing.invoices import mark_uncollectible, next_number
 from payport.billing.models import Invoice, InvoiceLine, Subscription
-from payport.billing.schemas import InvalidRequest
+from payport.billing.schemas import InvalidRequest, requested_currency
 from payport.billing.states import InvoiceStatus, check_invoice_move
 from payport.errors import NotFound
-from payport.invoices.schemas import InvoiceBody, invoice_currency, unit_amount_minor
+from payport.invoices.schemas import InvoiceBody, unit_amount_minor
 from payport.money import MAX_AMOUNT_MINOR
 
 Inv = InvoiceStatus
@@ -53,7 +53,7 @@ async def create_invoice(
     session: AsyncSession, body: InvoiceBody, *, default_currency: str, issued_at: datetime
 ) -> Invoice:
     """Create a one-off invoice: open at once unless `draft`; a zero total is paid at once."""
-    currency = invoice_currency(body, default_currency)
+    currency = requested_currency(body.currency, default_currency)
     lines = build_lines(body, currency)
     if body.subscription_id is not None:
         subscription = await session.get(Subscription, body.subscription_id)

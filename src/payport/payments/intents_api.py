@@ -11,18 +11,23 @@ them and are parsed exactly from the JSON text, or as `amount_minor`.
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from payport.billing.routes import _documented
-from payport.billing.schemas import InvalidRequest, _Body, major_to_minor, parse_body
+from payport.billing.schemas import (
+    MajorAmount,
+    _Body,
+    one_amount_minor,
+    parse_body,
+    requested_currency,
+)
 from payport.http import FastJSONResponse, RuntimeDep
 from payport.idempotency import run_idempotently
-from payport.money import MAX_AMOUNT_MINOR, is_known_currency
+from payport.money import MAX_AMOUNT_MINOR
 from payport.payments import repository
 from payport.payments.api import _result, _run
 from payport.payments.states import PaymentStatus
@@ -34,28 +39,16 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 class IntentBody(_Body):
     user_id: str = Field(min_length=1, max_length=255)
-    amount: Decimal | None = None
+    amount: MajorAmount = None
     amount_minor: int | None = Field(default=None, ge=1, le=MAX_AMOUNT_MINOR, strict=True)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     payment_method_id: str = Field(min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=1000)
     order_id: str | None = Field(default=None, min_length=1, max_length=255)
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _no_booleans(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        return value
-
 
 def intent_amount_minor(body: IntentBody, currency: str) -> int:
-    if (body.amount is None) == (body.amount_minor is None):
-        raise InvalidRequest("give exactly one of `amount` and `amount_minor`", field="amount")
-    if body.amount_minor is not None:
-        return body.amount_minor
-    assert body.amount is not None
-    return major_to_minor(body.amount, currency, field="amount")
+    return one_amount_minor(body.amount, body.amount_minor, currency, name="amount")
 
 
 def _seed_view(view: dict[str, Any]) -> dict[str, Any]:
@@ -73,9 +66,7 @@ async def create_intent(
     request: Request, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     body = parse_body(IntentBody, await request.body())
-    currency = (body.currency or runtime.settings.default_currency).lower()
-    if not is_known_currency(currency):
-        raise InvalidRequest(f"unknown currency {body.currency!r}", field="currency")
+    currency = requested_currency(body.currency, runtime.settings.default_currency)
     amount = intent_amount_minor(body, currency)
     order_id = body.order_id or f"intent-{uuid.uuid4()}"
 

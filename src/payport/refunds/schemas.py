@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from pydantic import Field
 
-from pydantic import Field, field_validator
-
-from payport.billing.schemas import InvalidRequest, _Body, major_to_minor
+from payport.billing.schemas import InvalidRequest, MajorAmount, _Body, major_to_minor
 from payport.money import MAX_AMOUNT_MINOR
 
 
 class RefundBody(_Body):
     payment_id: str = Field(min_length=1, max_length=36)
-    amount: Decimal | None = None
+    amount: MajorAmount = None
     amount_minor: int | None = Field(default=None, ge=1, le=MAX_AMOUNT_MINOR, strict=True)
     reason: str | None = Field(default=None, max_length=500)
     requested_by: str | None = Field(default=None, max_length=255)
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _no_booleans(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        return value
 
 
 class ApproveBody(_Body):

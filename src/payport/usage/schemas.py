@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import AliasChoices, Field
 
-from payport.billing.schemas import InvalidRequest, _Body, major_to_minor
+from payport.billing.schemas import _Body, one_amount_minor
 from payport.money import MAX_AMOUNT_MINOR
 from payport.usage.models import Aggregation
 
@@ -39,11 +39,4 @@ class MeteredPriceBody(_Body):
 
 
 def unit_minor(body: MeteredPriceBody, currency: str) -> int:
-    if (body.unit_amount is None) == (body.unit_amount_minor is None):
-        raise InvalidRequest(
-            "give exactly one of `unit_amount` and `unit_amount_minor`", field="unit_amount"
-        )
-    if body.unit_amount_minor is not None:
-        return body.unit_amount_minor
-    assert body.unit_amount is not None
-    return major_to_minor(body.unit_amount, currency, field="unit_amount")
+    return one_amount_minor(body.unit_amount, body.unit_amount_minor, currency, name="unit_amount")
