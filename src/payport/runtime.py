@@ -42,7 +42,11 @@ POLL_INTERVAL_S = 0.25
 
 
 class Signal:
-    """A wake-up call between loops of one process (other processes poll)."""
+    """A wake-up call between loops of one process (other processes poll).
+
+    One loop waits on each signal: the waiter clears it, so a second waiter could take a
+    wake-up the first one needed and leave it to the poll interval.
+    """
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
@@ -89,6 +93,7 @@ class Runtime:
         self.outbox_ready = Signal()
         self.webhooks_ready = Signal()
         self.deliveries_ready = Signal()
+        self.order_calls_ready = Signal()  # checkout's calls to the shop; not the relay's signal
         self.ctx = PaymentsContext(
             db=self.db, provider=self.provider, settings=settings, on_commit=self._after_commit
         )
@@ -97,7 +102,7 @@ class Runtime:
         self.consumer = self.transport.consumer
         self.publisher = self.transport.publisher
         self.checkout = CheckoutRuntime(
-            settings, self.db, self.provider, on_commit=self._after_commit
+            settings, self.db, self.provider, on_commit=self._after_checkout_commit
         )
         self.webhook_processor = WebhookProcessor(
             self.db,
@@ -145,6 +150,10 @@ class Runtime:
         self.outbox_ready.notify()
         self.deliveries_ready.notify()
 
+    def _after_checkout_commit(self) -> None:
+        self._after_commit()
+        self.order_calls_ready.notify()
+
     async def webhook_secrets(self) -> list[str]:
         """Configured secrets, plus the sandbox's own; read once, they do not change."""
         if self._webhook_secrets is None:
@@ -178,7 +187,10 @@ class Runtime:
         return await relay_once(self.db, self.publisher)
 
     async def webhook_step(self) -> int:
-        return await self.webhook_processor.process_pending()
+        taken = await self.webhook_processor.process_pending()
+        if taken:
+            self.order_calls_ready.notify()  # checkout events among them may owe shop calls
+        return taken
 
     async def delivery_step(self) -> int:
         deliverer = self._sandbox_deliverer()
@@ -239,7 +251,7 @@ class Runtime:
         if self.settings.reconcile_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._reconcile_loop()))
         self._tasks += [
-            asyncio.create_task(self._loop(self.checkout.calls_step, self.outbox_ready)),
+            asyncio.create_task(self._loop(self.checkout.calls_step, self.order_calls_ready)),
             asyncio.create_task(self._sweep_loop()),
         ]
         if self.settings.billing_interval_s > 0:
