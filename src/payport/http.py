@@ -8,6 +8,7 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payport.errors import PayportError
@@ -106,3 +107,13 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def documented_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body the route reads itself (to keep decimals exact)."""
+    return {
+        "requestBody": {
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "required": True,
+        }
+    }

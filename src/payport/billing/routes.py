@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,23 +36,13 @@ from payport.billing.schemas import (
 )
 from payport.billing.views import clock_view, invoice_view, plan_view, subscription_view
 from payport.errors import NotFound, ProviderUnavailable
-from payport.http import FastJSONResponse, RuntimeDep
+from payport.http import FastJSONResponse, RuntimeDep, documented_body
 from payport.providers.sandbox import SandboxProvider
 from payport.runtime import Runtime
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 _MAX_ADVANCE = timedelta(days=2 * 366)
-
-
-def _documented(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a body the route reads itself (to keep decimals exact)."""
-    return {
-        "requestBody": {
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-            "required": True,
-        }
-    }
 
 
 def _engine(runtime: Runtime) -> BillingEngine:
@@ -64,7 +53,7 @@ def _engine(runtime: Runtime) -> BillingEngine:
 
 
 @router.post(
-    "/plans", status_code=201, summary="Create a plan", openapi_extra=_documented(PlanBody)
+    "/plans", status_code=201, summary="Create a plan", openapi_extra=documented_body(PlanBody)
 )
 async def create_plan(request: Request, runtime: RuntimeDep) -> JSONResponse:
     body = parse_body(PlanBody, await request.body())
@@ -145,7 +134,7 @@ async def _answer(
     "/subscriptions",
     status_code=201,
     summary="Subscribe a user to a plan",
-    openapi_extra=_documented(SubscriptionBody),
+    openapi_extra=documented_body(SubscriptionBody),
 )
 async def create_subscription(request: Request, runtime: RuntimeDep) -> JSONResponse:
     body = parse_body(SubscriptionBody, await request.body())
@@ -184,7 +173,7 @@ async def get_subscription(subscription_id: str, runtime: RuntimeDep) -> JSONRes
 @router.put(
     "/subscriptions/{subscription_id}",
     summary="Change plan, quantity, card or cancel_at_period_end",
-    openapi_extra=_documented(SubscriptionUpdateBody),
+    openapi_extra=documented_body(SubscriptionUpdateBody),
 )
 async def update_subscription(
     subscription_id: str, request: Request, runtime: RuntimeDep
@@ -202,7 +191,7 @@ async def update_subscription(
 @router.post(
     "/subscriptions/{subscription_id}/cancel",
     summary="Cancel now or at the end of the period",
-    openapi_extra=_documented(CancelBody),
+    openapi_extra=documented_body(CancelBody),
 )
 async def cancel_subscription(
     subscription_id: str, request: Request, runtime: RuntimeDep
@@ -262,7 +251,7 @@ async def get_invoice(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
 @router.post(
     "/invoices/{invoice_id}/pay",
     summary="The customer pays an open invoice while present (3-D Secure possible)",
-    openapi_extra=_documented(PayInvoiceBody),
+    openapi_extra=documented_body(PayInvoiceBody),
 )
 async def pay_invoice(invoice_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     body = parse_body(PayInvoiceBody, await request.body())
@@ -291,7 +280,7 @@ def _require_sandbox(runtime: Runtime) -> None:
     "/test_clocks",
     status_code=201,
     summary="Create a sandbox test clock",
-    openapi_extra=_documented(TestClockBody),
+    openapi_extra=documented_body(TestClockBody),
 )
 async def create_test_clock(request: Request, runtime: RuntimeDep) -> JSONResponse:
     _require_sandbox(runtime)
@@ -315,7 +304,7 @@ async def get_test_clock_route(clock_id: str, runtime: RuntimeDep) -> JSONRespon
 @router.post(
     "/test_clocks/{clock_id}/advance",
     summary="Move a test clock forward; renewals, retries and cancellations due on the way run",
-    openapi_extra=_documented(AdvanceBody),
+    openapi_extra=documented_body(AdvanceBody),
 )
 async def advance_test_clock(clock_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     _require_sandbox(runtime)

@@ -45,11 +45,11 @@ def _refuse_booleans(value: object) -> object:
 MajorAmount = Annotated[Decimal | None, BeforeValidator(_refuse_booleans)]
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class PlanBody(_Body):
+class PlanBody(StrictBody):
     plan_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_PATTERN)
     name: str = Field(min_length=1, max_length=255)
     tier: str | None = Field(default=None, max_length=64)
@@ -63,7 +63,7 @@ class PlanBody(_Body):
     active: bool = True
 
 
-class SubscriptionBody(_Body):
+class SubscriptionBody(StrictBody):
     user_id: str = Field(min_length=1, max_length=255)
     plan_id: str = Field(min_length=1, max_length=64)
     quantity: int = Field(default=1, ge=1, le=10_000, strict=True)
@@ -73,7 +73,7 @@ class SubscriptionBody(_Body):
     test_clock: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class SubscriptionUpdateBody(_Body):
+class SubscriptionUpdateBody(StrictBody):
     plan_id: str | None = Field(default=None, min_length=1, max_length=64)
     quantity: int | None = Field(default=None, ge=1, le=10_000, strict=True)
     cancel_at_period_end: bool | None = None
@@ -81,24 +81,24 @@ class SubscriptionUpdateBody(_Body):
     proration_behavior: ProrationBehavior = ProrationBehavior.CREATE_PRORATIONS
 
 
-class CancelBody(_Body):
+class CancelBody(StrictBody):
     at_period_end: bool = False
     prorate: bool = False  # cancel now and credit the unused time to the customer's balance
     reason: str | None = Field(default=None, max_length=500)
 
 
-class TestClockBody(_Body):
+class TestClockBody(StrictBody):
     __test__ = False
 
     frozen_time: datetime
     name: str | None = Field(default=None, max_length=255)
 
 
-class AdvanceBody(_Body):
+class AdvanceBody(StrictBody):
     frozen_time: datetime
 
 
-class PayInvoiceBody(_Body):
+class PayInvoiceBody(StrictBody):
     """The customer pays an open invoice while present (Stripe's hosted invoice page), so a
     card that needs 3-D Secure can be authenticated; `return_url` is where it sends them."""
 

@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing.invoices import lines_of
 from payport.billing.models import Invoice, PaymentAttempt
-from payport.billing.routes import _documented
 from payport.billing.schemas import parse_body
 from payport.billing.states import InvoiceStatus
 from payport.billing.views import invoice_summary, invoice_view
-from payport.http import FastJSONResponse, RuntimeDep
+from payport.http import FastJSONResponse, RuntimeDep, documented_body
 from payport.invoices import service
 from payport.invoices.pdf import render_invoice_pdf
 from payport.invoices.schemas import InvoiceBody
@@ -51,7 +50,7 @@ async def _full_view(runtime: Runtime, invoice_id: str) -> JSONResponse:
     "",
     status_code=201,
     summary="Create a one-off invoice with line items (tax as a line of kind `tax`)",
-    openapi_extra=_documented(InvoiceBody),
+    openapi_extra=documented_body(InvoiceBody),
 )
 async def create_invoice(request: Request, runtime: RuntimeDep) -> JSONResponse:
     body = parse_body(InvoiceBody, await request.body())

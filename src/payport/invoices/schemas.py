@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from payport.billing.schemas import InvalidRequest, MajorAmount, _Body, major_to_minor
+from payport.billing.schemas import InvalidRequest, MajorAmount, StrictBody, major_to_minor
 from payport.money import MAX_AMOUNT_MINOR
 
 MAX_LINES = 100
@@ -18,7 +18,7 @@ class LineKind(StrEnum):
     DISCOUNT = "discount"
 
 
-class InvoiceLineBody(_Body):
+class InvoiceLineBody(StrictBody):
     description: str = Field(min_length=1, max_length=500)
     kind: LineKind = LineKind.ONE_OFF
     quantity: int = Field(default=1, ge=1, le=1_000_000, strict=True)
@@ -28,7 +28,7 @@ class InvoiceLineBody(_Body):
     )
 
 
-class InvoiceBody(_Body):
+class InvoiceBody(StrictBody):
     user_id: str = Field(min_length=1, max_length=255)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     subscription_id: str | None = Field(default=None, min_length=1, max_length=64)

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-async def _result(
+async def command_result(
     runtime: Runtime, outcome: Outcome, *, created: bool = False
 ) -> tuple[int, dict[str, Any]]:
     """The payment after a command, or the problem its payment.failed reported."""
@@ -54,7 +54,9 @@ async def _result(
     return (201 if created else 200), api_payment(payment_row(payment))
 
 
-async def _run(runtime: Runtime, kind: str, payload: dict[str, Any], key: str | None) -> Outcome:
+async def run_command(
+    runtime: Runtime, kind: str, payload: dict[str, Any], key: str | None
+) -> Outcome:
     envelope = Envelope(
         type=kind, correlation_id=key or str(uuid.uuid4()), timestamp=now_iso(), payload=payload
     )
@@ -67,7 +69,9 @@ async def _act(
     """Run an action on a payment now, once per Idempotency-Key."""
 
     async def produce() -> tuple[int, dict[str, Any]]:
-        return await _result(runtime, await _run(runtime, kind, payload, idempotency_key))
+        return await command_result(
+            runtime, await run_command(runtime, kind, payload, idempotency_key)
+        )
 
     route = f"{kind} {payload['payment_id']}"
     return await run_idempotently(
@@ -91,10 +95,10 @@ async def create_payment(
             "description": body.description,
             "return_url": body.return_url,
         }
-        outcome = await _run(runtime, "authorize_payment", payload, idempotency_key)
+        outcome = await run_command(runtime, "authorize_payment", payload, idempotency_key)
         if body.customer and body.customer_user_id:
             await _set_provider_customer(runtime, outcome.payment_id, body.customer)
-        return await _result(runtime, outcome, created=True)
+        return await command_result(runtime, outcome, created=True)
 
     return await run_idempotently(
         runtime.db, idempotency_key, route="POST /api/v1/payments", params=params, produce=produce

@@ -59,7 +59,7 @@ class _Request:
 
 
 @dataclass(frozen=True, slots=True)
-class _Started:
+class StartedAuthorization:
     """After the first phase: either a final outcome, or a provider call to make."""
 
     outcome: Outcome | None
@@ -73,7 +73,7 @@ class _Started:
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    started: _Started
+    started: StartedAuthorization
     intent: base.IntentView | None
     error: PayportError | None
 
@@ -114,7 +114,9 @@ def _coalescer(
 # --- phase 1: record the commands, create the payments -----------------------------------
 
 
-async def _start_many(ctx: PaymentsContext, requests: Sequence[_Request]) -> list[_Started]:
+async def _start_many(
+    ctx: PaymentsContext, requests: Sequence[_Request]
+) -> list[StartedAuthorization]:
     async with ctx.db.transaction() as session:
         entries = await _entries_by_key(session, [inbox_key(r.envelope) for r in requests])
         commands = [_parse(r.envelope, ctx.settings.default_currency) for r in requests]
@@ -194,21 +196,21 @@ def _start_one(
     entries: dict[str, InboxEntry],
     payments: _Known,
     fresh: _Fresh,
-) -> _Started:
+) -> StartedAuthorization:
     envelope, source_ref = request.envelope, request.source_ref
     key = inbox_key(envelope)
     entry = entries.get(key)
     done = answered_from_record(session, entry, source_ref)
     if done is not None:
-        return _Started(done)
+        return StartedAuthorization(done)
     if entry is not None:  # waiting: resume only an authorization cut short by a crash
         payment = payments.by_id.get(entry.payment_id or "")
         if payment is None or payment.payment_status is not S.INITIATING:
-            return _Started(Outcome(None, entry.payment_id))
+            return StartedAuthorization(Outcome(None, entry.payment_id))
         return call_for(payment, entry)
     target = target_of(envelope) or "-"
     if isinstance(command, PayportError):
-        return _Started(reject(session, envelope, target, source_ref, command))
+        return StartedAuthorization(reject(session, envelope, target, source_ref, command))
     payment = payments.by_order.get(command.order_id)
     if payment is None:  # a new order: nothing to look at, straight to the provider
         payment = service.new_payment(command, envelope.correlation_id)
@@ -222,13 +224,13 @@ def _start_one(
     entries[key] = entry
     settled = service.outcome_for_settled(payment)
     if settled is not None:
-        return _Started(Outcome(service.answer(session, entry, *settled), payment.id))
+        return StartedAuthorization(Outcome(service.answer(session, entry, *settled), payment.id))
     if payment.payment_status is not S.INITIATING:
-        return _Started(Outcome(None, payment.id))
+        return StartedAuthorization(Outcome(None, payment.id))
     return call_for(payment, entry)
 
 
-def call_for(payment: Payment, entry: InboxEntry) -> _Started:
+def call_for(payment: Payment, entry: InboxEntry) -> StartedAuthorization:
     """The provider call that authorizes `payment` for `entry` (reconcile repeats it)."""
     request = base.AuthorizeRequest(
         amount=payment.money,
@@ -238,7 +240,7 @@ def call_for(payment: Payment, entry: InboxEntry) -> _Started:
         return_url=payment.return_url,
         metadata={"payment_id": payment.id, "order_id": payment.order_id},
     )
-    return _Started(
+    return StartedAuthorization(
         None,
         payment.id,
         request,
@@ -249,7 +251,9 @@ def call_for(payment: Payment, entry: InboxEntry) -> _Started:
     )
 
 
-async def intent_made_before(ctx: PaymentsContext, started: _Started) -> base.IntentView | None:
+async def intent_made_before(
+    ctx: PaymentsContext, started: StartedAuthorization
+) -> base.IntentView | None:
     """The intent an earlier attempt of this authorization made, for a retry that must not
     make a second one. A new payment has none and asks nothing (no round trip)."""
     known, payment_id = started.earlier_intent_id, started.payment_id or ""
@@ -264,7 +268,7 @@ async def intent_made_before(ctx: PaymentsContext, started: _Started) -> base.In
 
 
 async def _call_provider(
-    ctx: PaymentsContext, started: _Started
+    ctx: PaymentsContext, started: StartedAuthorization
 ) -> tuple[base.IntentView | None, PayportError | None]:
     assert started.call is not None
     call = started.call

@@ -17,19 +17,18 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from payport.billing.routes import _documented
 from payport.billing.schemas import (
     MajorAmount,
-    _Body,
+    StrictBody,
     one_amount_minor,
     parse_body,
     requested_currency,
 )
-from payport.http import FastJSONResponse, RuntimeDep
+from payport.http import FastJSONResponse, RuntimeDep, documented_body
 from payport.idempotency import run_idempotently
 from payport.money import MAX_AMOUNT_MINOR
 from payport.payments import repository
-from payport.payments.api import _result, _run
+from payport.payments.api import command_result, run_command
 from payport.payments.states import PaymentStatus
 from payport.payments.views import api_payment, payment_row
 
@@ -37,7 +36,7 @@ router = APIRouter(prefix="/api/v1/payments", tags=["payments (seed 003)"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-class IntentBody(_Body):
+class IntentBody(StrictBody):
     user_id: str = Field(min_length=1, max_length=255)
     amount: MajorAmount = None
     amount_minor: int | None = Field(default=None, ge=1, le=MAX_AMOUNT_MINOR, strict=True)
@@ -60,7 +59,7 @@ def _seed_view(view: dict[str, Any]) -> dict[str, Any]:
     "/intent",
     status_code=201,
     summary="Create a payment intent (the card is authorized; confirm captures it)",
-    openapi_extra=_documented(IntentBody),
+    openapi_extra=documented_body(IntentBody),
 )
 async def create_intent(
     request: Request, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
@@ -79,8 +78,8 @@ async def create_intent(
             "customer_id": body.user_id,
             "description": body.description,
         }
-        outcome = await _run(runtime, "authorize_payment", payload, idempotency_key)
-        status, view = await _result(runtime, outcome, created=True)
+        outcome = await run_command(runtime, "authorize_payment", payload, idempotency_key)
+        status, view = await command_result(runtime, outcome, created=True)
         return status, _seed_view(view)
 
     params = {"user_id": body.user_id, "amount": amount, "currency": currency,
@@ -102,8 +101,8 @@ async def confirm_payment(
 
     async def produce() -> tuple[int, dict[str, Any]]:
         payload = {"payment_id": payment_id, "amount_to_capture": None}
-        outcome = await _run(runtime, "capture_payment", payload, idempotency_key)
-        status, view = await _result(runtime, outcome)
+        outcome = await run_command(runtime, "capture_payment", payload, idempotency_key)
+        status, view = await command_result(runtime, outcome)
         return status, _seed_view(view)
 
     return await run_idempotently(

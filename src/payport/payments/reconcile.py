@@ -225,7 +225,9 @@ async def _settle_with_provider(ctx: PaymentsContext, payment_id: str) -> str:
     return "unchanged" if after is before else after.value.lower()
 
 
-async def _authorize_call(session: AsyncSession, payment: Payment) -> authorize._Started | None:
+async def _authorize_call(
+    session: AsyncSession, payment: Payment
+) -> authorize.StartedAuthorization | None:
     """The very request authorize sends (same key, same parameters), for an intent never seen:
     a crash before its answer was recorded leaves no intent id to look up. Only while an
     authorize command still waits for it."""
@@ -240,7 +242,7 @@ async def _ask_provider(
     ctx: PaymentsContext,
     payment_id: str,
     intent_id: str | None,
-    started: authorize._Started | None,
+    started: authorize.StartedAuthorization | None,
 ) -> tuple[base.IntentView | None, PayportError | None]:
     try:
         if intent_id:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from payport.billing.routes import _documented
 from payport.billing.schemas import parse_body
 from payport.db import utcnow
-from payport.http import FastJSONResponse, RuntimeDep
+from payport.http import FastJSONResponse, RuntimeDep, documented_body
 from payport.refunds import service
 from payport.refunds.schemas import ApproveBody, RefundBody, RejectBody
 from payport.refunds.views import refund_view
@@ -20,7 +19,7 @@ router = APIRouter(prefix="/api/v1/refunds", tags=["refunds"])
     "",
     status_code=201,
     summary="Request a full or partial refund of a captured payment",
-    openapi_extra=_documented(RefundBody),
+    openapi_extra=documented_body(RefundBody),
 )
 async def create_refund(request: Request, runtime: RuntimeDep) -> JSONResponse:
     body = parse_body(RefundBody, await request.body())

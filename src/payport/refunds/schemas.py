@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from payport.billing.schemas import InvalidRequest, MajorAmount, _Body, major_to_minor
+from payport.billing.schemas import InvalidRequest, MajorAmount, StrictBody, major_to_minor
 from payport.money import MAX_AMOUNT_MINOR
 
 
-class RefundBody(_Body):
+class RefundBody(StrictBody):
     payment_id: str = Field(min_length=1, max_length=36)
     amount: MajorAmount = None
     amount_minor: int | None = Field(default=None, ge=1, le=MAX_AMOUNT_MINOR, strict=True)
@@ -16,11 +16,11 @@ class RefundBody(_Body):
     requested_by: str | None = Field(default=None, max_length=255)
 
 
-class ApproveBody(_Body):
+class ApproveBody(StrictBody):
     approved_by: str | None = Field(default=None, max_length=255)
 
 
-class RejectBody(_Body):
+class RejectBody(StrictBody):
     reason: str | None = Field(default=None, max_length=500)
     rejected_by: str | None = Field(default=None, max_length=255)
 

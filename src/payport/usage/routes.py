@@ -9,11 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from payport.billing.plans import get_plan
-from payport.billing.routes import _documented
 from payport.billing.schemas import as_utc, parse_body, read_json
 from payport.billing.subscriptions import get_subscription
 from payport.billing.views import iso
-from payport.http import FastJSONResponse, RuntimeDep
+from payport.http import FastJSONResponse, RuntimeDep, documented_body
 from payport.usage import service
 from payport.usage.models import MeteredPrice
 from payport.usage.schemas import MeteredPriceBody, UsageBatchBody, UsageEventBody
@@ -37,7 +36,7 @@ def _price_view(price: MeteredPrice) -> dict[str, Any]:
     "/usage",
     status_code=201,
     summary='Record usage: one event, or {"events": [...]}; idempotent by event_id',
-    openapi_extra=_documented(UsageBatchBody),
+    openapi_extra=documented_body(UsageBatchBody),
 )
 async def record_usage(request: Request, runtime: RuntimeDep) -> JSONResponse:
     raw = await request.body()
@@ -83,7 +82,7 @@ async def usage_summary(
     "/plans/{plan_id}/metered_prices",
     status_code=201,
     summary="Charge a plan's subscribers per unit of a metric",
-    openapi_extra=_documented(MeteredPriceBody),
+    openapi_extra=documented_body(MeteredPriceBody),
 )
 async def add_metered_price(plan_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     body = parse_body(MeteredPriceBody, await request.body())

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import AliasChoices, Field
 
-from payport.billing.schemas import _Body, one_amount_minor
+from payport.billing.schemas import StrictBody, one_amount_minor
 from payport.money import MAX_AMOUNT_MINOR
 from payport.usage.models import Aggregation
 
@@ -15,7 +15,7 @@ MAX_BATCH = 1000
 _METRIC = r"^[A-Za-z0-9_.:\-]+$"
 
 
-class UsageEventBody(_Body):
+class UsageEventBody(StrictBody):
     event_id: str = Field(min_length=1, max_length=255)
     subscription_id: str = Field(min_length=1, max_length=64)
     metric: str = Field(
@@ -27,11 +27,11 @@ class UsageEventBody(_Body):
     user_id: str | None = Field(default=None, max_length=255)  # accepted, not needed
 
 
-class UsageBatchBody(_Body):
+class UsageBatchBody(StrictBody):
     events: list[UsageEventBody] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class MeteredPriceBody(_Body):
+class MeteredPriceBody(StrictBody):
     metric: str = Field(min_length=1, max_length=64, pattern=_METRIC)
     aggregation: Aggregation = Aggregation.SUM
     unit_amount: Decimal | None = None
