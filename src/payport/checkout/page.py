@@ -20,19 +20,13 @@ from payport.providers.base import (
     ProviderCardError,
     ProviderError,
 )
-from payport.providers.sandbox.api import SandboxDep
+from payport.providers.sandbox.api import SandboxDep, sandbox_page
 from payport.providers.sandbox.provider import SandboxProvider
 
 router = APIRouter(prefix="/sandbox/checkout", tags=["sandbox"], include_in_schema=False)
 
 TITLE = "payport sandbox — Checkout"
 PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;"
     "color:#1a1a1a}h1{font-size:1.25rem}.amount{font-size:2rem;margin:1rem 0}"
@@ -163,10 +157,4 @@ def _expiry(value: str) -> tuple[int, int]:
 
 
 def _page(body: str, *, status_code: int = 200) -> HTMLResponse:
-    html = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{escape(TITLE)}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{escape(TITLE)}</h1>{body}</body></html>"
-    )
-    return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
+    return sandbox_page(body, title=TITLE, style=_STYLE, status_code=status_code)

@@ -24,7 +24,7 @@ from payport.providers.sandbox.objects import return_url
 from payport.providers.sandbox.provider import SandboxProvider
 
 TITLE = "payport sandbox — 3-D Secure"
-_HEADERS = {
+PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
@@ -128,11 +128,16 @@ def _not_found() -> HTMLResponse:
     return _page("<p>No such payment.</p>", status_code=404)
 
 
-def _page(body: str, *, status_code: int = 200) -> HTMLResponse:
+def sandbox_page(body: str, *, title: str, style: str, status_code: int = 200) -> HTMLResponse:
+    """One of the sandbox's own pages: no scripts, nothing cached, never framed."""
     html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{escape(TITLE)}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{escape(TITLE)}</h1>{body}</body></html>"
+        f"<title>{escape(title)}</title><style>{style}</style></head>"
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
     )
-    return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def _page(body: str, *, status_code: int = 200) -> HTMLResponse:
+    return sandbox_page(body, title=TITLE, style=_STYLE, status_code=status_code)
