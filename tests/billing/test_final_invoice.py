@@ -12,9 +12,12 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from payport.billing.clock import FixedClock
+from payport.billing.invoices import FINAL_REASON, final_key, open_invoice, plan_line
 from payport.billing.models import Invoice
 from payport.billing.plans import get_plan
 from payport.billing.renewals import BillingEngine
@@ -332,6 +335,26 @@ async def test_a_declined_final_charge_is_retried_on_schedule_then_written_off(
     await billing.assert_ledger_adds_up()
 
 
+async def test_with_final_action_unpaid_a_declined_final_invoice_stays_open(
+    database_url: str,
+) -> None:
+    async with Harness.started(database_url, BILLING_DUNNING_FINAL_ACTION="unpaid") as harness:
+        billing = Billing(harness)
+        plan_id = await metered_plan(billing)
+        clock = await billing.clock()
+        sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+        await report_ok(billing, sub_id, ("seats", 2, START + DAY))
+        await billing.update(sub_id, payment_method_id="pm_card_chargeDeclined")
+        await cancel(billing, sub_id, at_period_end=True)
+        await billing.advance(clock, PERIOD_END + 10 * DAY)
+
+        [_, final] = await billing.invoices(sub_id)
+        assert (final["status"], final["attempt_count"]) == ("open", 4)
+        assert final["next_payment_attempt"] is None  # the customer may still pay it
+        assert (await billing.subscription(sub_id))["status"] == "canceled"
+        await billing.assert_ledger_adds_up()
+
+
 async def test_a_declined_final_charge_is_paid_by_a_later_on_session_payment(
     billing: Billing,
 ) -> None:
@@ -463,3 +486,33 @@ async def test_usage_arriving_while_the_subscription_ends_is_billed_or_refused(
         assert response.status_code == 409, response.text
         summary = await billing.client.get(f"/api/v1/usage/subscriptions/{sub_id}")
         assert summary.json()["metrics"] == {}
+
+
+async def test_the_database_refuses_a_second_final_invoice_for_one_subscription(
+    billing: Billing,
+) -> None:
+    """The row lock makes one; the unique cause key is what a bug would run into."""
+    plan_id = await metered_plan(billing)
+    sub_id = (await billing.subscribe(plan_id))["subscription_id"]
+    db = billing.harness.runtime.db
+
+    async def open_final() -> None:
+        async with db.transaction() as session:
+            subscription = await get_subscription(session, sub_id, for_update=True)
+            plan = await get_plan(session, plan_id)
+            period = (subscription.current_period_start, subscription.current_period_end)
+            await open_invoice(
+                session,
+                subscription,
+                reason=FINAL_REASON,
+                currency="usd",
+                issued_at=period[1],
+                new_lines=[plan_line(plan, 1, period)],
+                cycle_key=final_key(subscription),
+                collect=False,
+            )
+
+    await open_final()
+    with pytest.raises(IntegrityError):
+        await open_final()
+    assert len(await billing.invoices(sub_id)) == 2
