@@ -66,9 +66,13 @@ async def test_seed_subscription_steps_create_get_update_cancel(billing: Billing
     assert body["status"] == "canceled"
     assert body["cancellation_reason"] == "switching vendors"
     assert body["ended_at"] is not None
+    # The upgrade's prorations were pending for the next invoice: the final one bills them.
+    final = body["latest_invoice"]
+    assert (final["billing_reason"], final["status"]) == ("subscription_cancel", "paid")
 
     types = await billing.event_types()
     assert types.count("subscription.created") == 1
     assert "invoice.paid" in types
-    assert types[-1] == "subscription.canceled"
+    assert [t for t in types if t.startswith("subscription.")][-1] == "subscription.canceled"
+    assert types[-2:] == ["invoice.created", "invoice.paid"]
     await billing.assert_ledger_adds_up()

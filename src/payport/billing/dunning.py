@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events
-from payport.billing.invoices import lines_of, mark_paid, mark_uncollectible
+from payport.billing.invoices import is_final, lines_of, mark_paid, mark_uncollectible
 from payport.billing.models import Invoice, PaymentAttempt, Subscription
 from payport.billing.plans import get_plan
 from payport.billing.states import InvoiceStatus, SubscriptionStatus
@@ -72,8 +72,11 @@ async def record_failure(
 ) -> None:
     """A declined attempt: past_due and the next retry, or the final action."""
     status = subscription.subscription_status
-    plan = await get_plan(session, subscription.plan_id)
     retry_at = await retry_time(session, invoice, attempt, settings.billing_retry_days)
+    if is_final(invoice) and invoice.invoice_status is Inv.OPEN:
+        _dun_final_invoice(session, invoice, attempt, retry_at, settings=settings)
+        return
+    plan = await get_plan(session, subscription.plan_id)
     live = invoice.invoice_status is Inv.OPEN and status is not Sub.CANCELED
     if live and status is not Sub.INCOMPLETE:
         invoice.next_payment_attempt = retry_at
@@ -105,6 +108,23 @@ async def record_failure(
     mark_uncollectible(session, invoice, at=attempt.attempted_at)
     subscription.cancellation_reason = "payment_failed"
     await end_subscription(session, subscription, plan, at=attempt.attempted_at)
+
+
+def _dun_final_invoice(
+    session: AsyncSession,
+    invoice: Invoice,
+    attempt: PaymentAttempt,
+    retry_at: datetime | None,
+    *,
+    settings: Settings,
+) -> None:
+    """A final invoice is retried on the same schedule although its subscription is over
+    (there is no status left to move); after the last retry it is written off
+    (BILLING_DUNNING_FINAL_ACTION=cancel) or left open for the customer to pay (unpaid)."""
+    invoice.next_payment_attempt = retry_at
+    events.invoice_event(session, events.INVOICE_PAYMENT_FAILED, invoice, attempt=attempt)
+    if retry_at is None and settings.billing_final_action == "cancel":
+        mark_uncollectible(session, invoice, at=attempt.attempted_at)
 
 
 async def retry_time(

@@ -72,6 +72,19 @@ def cycle_key(subscription: Subscription, index: int) -> str:
     return f"{subscription.id}:{int(subscription.billing_cycle_anchor.timestamp())}:{index}"
 
 
+# The invoice a subscription's end makes (its last period's usage, pending items, a credit).
+FINAL_REASON = "subscription_cancel"
+
+
+def final_key(subscription: Subscription) -> str:
+    """A subscription ends once, so it has at most one final invoice (unique like a cycle's)."""
+    return f"{subscription.id}:final"
+
+
+def is_final(invoice: Invoice) -> bool:
+    return invoice.billing_reason == FINAL_REASON
+
+
 async def pending_lines(session: AsyncSession, subscription_id: str) -> list[InvoiceLine]:
     """Items waiting for the subscription's next invoice (prorations), oldest first."""
     rows = await session.scalars(
@@ -148,13 +161,15 @@ async def open_invoice(
     period: tuple[datetime, datetime] | None = None,
     cycle_key: str | None = None,
     collect: bool = True,
+    with_pending: bool = True,
 ) -> Invoice:
-    """Create, total and finalize an invoice with `new_lines` and every pending item.
+    """Create, total and finalize an invoice with `new_lines` and every pending item
+    (none when `with_pending` is false).
 
     Nothing due: paid at once. Otherwise open, with a charge attempt due now
     (unless `collect` is false: no payment method to charge yet).
     """
-    pending = await pending_lines(session, subscription.id)
+    pending = await pending_lines(session, subscription.id) if with_pending else []
     lines = [*(line for line in pending if line.currency == currency), *new_lines]
     total = sum(line.amount_minor for line in lines)
     starting = await available_balance(session, subscription.user_id, currency)

@@ -149,21 +149,13 @@ def unused_time_line(
     )
 
 
-async def credit_unused_time(
-    session: AsyncSession, subscription: Subscription, plan: Plan, *, now: datetime
-) -> None:
-    """A final invoice crediting the rest of a paid period (negative: it adds to the balance)."""
+def cancellation_credit(
+    subscription: Subscription, plan: Plan, *, now: datetime
+) -> InvoiceLine | None:
+    """The credit for the rest of a paid period when it is canceled now (the final invoice
+    carries it; negative, so it adds to the customer's balance)."""
     start, end = subscription.current_period_start, subscription.current_period_end
     # Only a paid period is credited (past_due: its invoice is open and gets no more attempts).
     if subscription.subscription_status is not Sub.ACTIVE or not start <= now < end:
-        return
-    credit = unused_time_line(subscription, plan, now=now)
-    await open_invoice(
-        session,
-        subscription,
-        reason="subscription_cancel",
-        currency=plan.currency,
-        issued_at=now,
-        new_lines=[credit] if credit is not None else [],
-        collect=subscription.payment_method_id is not None,
-    )
+        return None
+    return unused_time_line(subscription, plan, now=now)

@@ -34,7 +34,7 @@ from payport.billing.plans import get_plan
 from payport.billing.schemas import InvalidRequest
 from payport.billing.states import INCOMPLETE_EXPIRY_HOURS, InvoiceStatus, SubscriptionStatus
 from payport.billing.subscriptions import (
-    end_subscription,
+    close_subscription,
     expire_incomplete,
     expiry_of,
     get_subscription,
@@ -466,10 +466,11 @@ async def _charge_for(
 
 
 async def renew(session: AsyncSession, subscription: Subscription, *, at: datetime) -> None:
-    """Period end: cancel if asked to, else start the next period and invoice it."""
+    """Period end: cancel if asked to (its final invoice bills the period's usage), else
+    start the next period and invoice it."""
     plan = await get_plan(session, subscription.plan_id)
     if subscription.cancel_at_period_end:
-        await end_subscription(session, subscription, plan, at=at)
+        await close_subscription(session, subscription, plan, at=at)
         return
     ended = (subscription.current_period_start, subscription.current_period_end)
     usage = await metered_lines(session, subscription, ended)  # billed in arrears

@@ -84,6 +84,9 @@ class SubscriptionUpdateBody(StrictBody):
 class CancelBody(StrictBody):
     at_period_end: bool = False
     prorate: bool = False  # cancel now and credit the unused time to the customer's balance
+    # Cancel now: a final invoice bills the period's usage and pending prorations. Stripe's
+    # default is false; here true, since no later invoice of the customer would bill them.
+    invoice_now: bool = True
     reason: str | None = Field(default=None, max_length=500)
 
 

@@ -2,6 +2,11 @@
 
 Charging happens after the commit, in `renewals.BillingEngine`: these
 functions only schedule a payment attempt (`invoice.next_payment_attempt`).
+
+Usage is billed in arrears, so a subscription that ends (canceled now, or at
+the end of its period) gets a final invoice for what its last period left
+unbilled: the metered usage, pending prorations and, with `prorate`, the
+credit for unused time. Nothing left: no invoice.
 """
 
 from __future__ import annotations
@@ -13,10 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events, repository
 from payport.billing.clock import Clock, get_test_clock, new_id
-from payport.billing.invoices import cycle_key, open_invoice, open_invoices_of, plan_line
-from payport.billing.models import InvoiceLine, Plan, Subscription
+from payport.billing.invoices import (
+    FINAL_REASON,
+    cycle_key,
+    final_key,
+    open_invoice,
+    open_invoices_of,
+    pending_lines,
+    plan_line,
+)
+from payport.billing.models import Invoice, InvoiceLine, Plan, Subscription
 from payport.billing.periods import period_bounds
-from payport.billing.plan_changes import change_price, credit_unused_time
+from payport.billing.plan_changes import cancellation_credit, change_price
 from payport.billing.plans import get_plan
 from payport.billing.schemas import (
     CancelBody,
@@ -33,6 +46,7 @@ from payport.billing.states import (
 )
 from payport.errors import InvalidStatus, NotFound
 from payport.money import MAX_AMOUNT_MINOR
+from payport.usage.service import metered_lines
 
 Sub = SubscriptionStatus
 TRIAL_NOTICE = timedelta(days=3)  # Stripe's customer.subscription.trial_will_end lead time
@@ -270,8 +284,9 @@ async def _retry_open_invoices(
 async def cancel_subscription(
     session: AsyncSession, subscription: Subscription, body: CancelBody, *, now: datetime
 ) -> Subscription:
-    """Cancel now (no more attempts; with `prorate`, the unused time is credited to the
-    customer's balance) or at the end of the paid period."""
+    """Cancel at the end of the paid period, or now: then no more attempts on its open
+    invoices, and a final invoice (`invoice_now`) for the period so far, crediting the
+    unused time to the customer's balance with `prorate`."""
     if subscription.subscription_status in (Sub.CANCELED, Sub.INCOMPLETE_EXPIRED):
         raise InvalidStatus(f"the subscription is already {subscription.status}", field="status")
     plan = await get_plan(session, subscription.plan_id)
@@ -286,16 +301,52 @@ async def cancel_subscription(
             previous_attributes={"cancel_at_period_end": False},
         )
         return subscription
-    if body.prorate:
-        await credit_unused_time(session, subscription, plan, now=now)
-    await end_subscription(session, subscription, plan, at=now)
+    credit = cancellation_credit(subscription, plan, now=now) if body.prorate else None
+    await close_subscription(
+        session, subscription, plan, at=now, credit=credit, invoice_now=body.invoice_now
+    )
     return subscription
+
+
+async def close_subscription(
+    session: AsyncSession,
+    subscription: Subscription,
+    plan: Plan,
+    *,
+    at: datetime,
+    credit: InvoiceLine | None = None,
+    invoice_now: bool = True,
+) -> Invoice | None:
+    """End the subscription at `at` (its period's end, or a cancel now) and bill what its
+    last period left unbilled; `invoice_now` false waives the usage and pending items."""
+    final_period = (subscription.current_period_start, at)
+    await end_subscription(session, subscription, plan, at=at)
+    usage: list[InvoiceLine] = []
+    pending: list[InvoiceLine] = []
+    if invoice_now:
+        usage = await metered_lines(session, subscription, final_period, final=True)
+        pending = await pending_lines(session, subscription.id)
+    if credit is None and not pending and not any(line.quantity for line in usage):
+        return None
+    return await open_invoice(
+        session,
+        subscription,
+        reason=FINAL_REASON,
+        currency=plan.currency,
+        issued_at=at,
+        new_lines=[*([credit] if credit is not None else []), *usage],
+        period=final_period,
+        cycle_key=final_key(subscription),
+        collect=subscription.payment_method_id is not None,
+        with_pending=invoice_now,
+    )
 
 
 async def end_subscription(
     session: AsyncSession, subscription: Subscription, plan: Plan, *, at: datetime
 ) -> None:
-    """Canceled for good: open invoices get no more attempts."""
+    """Canceled for good: open invoices get no more attempts (a final invoice opened after
+    this is charged as usual; see `close_subscription`)."""
     previous = move(subscription, Sub.CANCELED)
     subscription.canceled_at = subscription.canceled_at or at
     subscription.ended_at = at

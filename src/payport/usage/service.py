@@ -3,7 +3,16 @@
 A batch is one multi-row INSERT … ON CONFLICT (event_id) DO NOTHING: a
 re-sent event is counted as a duplicate and changes nothing, in any order.
 Usage is billed in arrears: the cycle invoice that starts a period carries
-the metered lines of the period that just ended.
+the metered lines of the period that just ended, and when a subscription
+ends its final invoice carries those of its last period.
+
+Usage is accepted only while it can still be billed: for a subscription that
+has not ended, stamped in its current period or later. Late usage (the
+subscription ended, or its period was invoiced already) is refused with the
+event's field named, never stored unbilled; an event id already recorded is
+still answered as a duplicate. Recording holds a share lock on the
+subscriptions, so it waits for a renewal or an end being decided and then
+sees the new period (PostgreSQL; SQLite serializes writers anyway).
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payport.billing.clock import Clock, new_id, time_of
 from payport.billing.models import InvoiceLine, Plan, Subscription
 from payport.billing.schemas import InvalidRequest, as_utc
-from payport.errors import NotFound
+from payport.billing.states import SubscriptionStatus
+from payport.errors import InvalidStatus, NotFound, PayportError
 from payport.usage.models import Aggregation, MeteredPrice, UsageRecord
 from payport.usage.schemas import MeteredPriceBody, UsageEventBody, unit_minor
 
@@ -44,11 +54,22 @@ class Totals:
         return int(getattr(self, aggregation.value))
 
 
+# Nothing is billed for these any more: their final invoice (if any) is made.
+ENDED = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+
+
 async def _subscriptions(
     session: AsyncSession, events: Sequence[UsageEventBody]
 ) -> dict[str, Subscription]:
-    ids = {event.subscription_id for event in events}
-    rows = await session.scalars(select(Subscription).where(Subscription.id.in_(ids)))
+    """The events' subscriptions, share-locked in id order (a renewal or an end takes
+    FOR UPDATE, so it and this recording go one after the other)."""
+    ids = sorted({event.subscription_id for event in events})
+    rows = await session.scalars(
+        select(Subscription)
+        .where(Subscription.id.in_(ids))
+        .order_by(Subscription.id)
+        .with_for_update(read=True, key_share=True)
+    )
     found = {row.id: row for row in rows}
     for index, event in enumerate(events):
         if event.subscription_id not in found:
@@ -59,17 +80,53 @@ async def _subscriptions(
     return found
 
 
+def unbillable(subscription: Subscription, moment: datetime, index: int) -> PayportError | None:
+    """Why usage at `moment` could never be billed (None: it will be)."""
+    if subscription.subscription_status in ENDED:
+        return InvalidStatus(
+            f"subscription {subscription.id} is {subscription.status}: its usage was billed"
+            " when it ended",
+            field=f"events.{index}.subscription_id",
+        )
+    if moment < subscription.current_period_start:
+        return InvalidRequest(
+            f"{moment.isoformat()} is before the current period"
+            f" ({subscription.current_period_start.isoformat()}), which is invoiced already",
+            field=f"events.{index}.timestamp",
+        )
+    return None
+
+
+async def _refuse_late(session: AsyncSession, late: Sequence[tuple[str, PayportError]]) -> None:
+    """Raise the first refusal among late events not recorded already (a re-sent event
+    that was accepted in time is a duplicate, answered as such)."""
+    if not late:
+        return
+    known = set(
+        await session.scalars(
+            select(UsageRecord.event_id).where(UsageRecord.event_id.in_([e for e, _ in late]))
+        )
+    )
+    for event_id, error in late:
+        if event_id not in known:
+            raise error
+
+
 async def record_usage(
     session: AsyncSession, events: Sequence[UsageEventBody], *, clock: Clock
 ) -> Ingested:
     subscriptions = await _subscriptions(session, events)
     now: dict[str, datetime] = {}
     rows = []
-    for event in events:
+    late: list[tuple[str, PayportError]] = []
+    for index, event in enumerate(events):
         subscription = subscriptions[event.subscription_id]
         if event.timestamp is None and subscription.id not in now:
             now[subscription.id] = await time_of(session, subscription, clock)
         moment = as_utc(event.timestamp) if event.timestamp else now[subscription.id]
+        refusal = unbillable(subscription, moment, index)
+        if refusal is not None:
+            late.append((event.event_id, refusal))
         rows.append(
             {
                 "event_id": event.event_id,
@@ -80,6 +137,7 @@ async def record_usage(
                 "created_at": moment,
             }
         )
+    await _refuse_late(session, late)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = cast(Table, UsageRecord.__table__)
@@ -92,14 +150,16 @@ async def record_usage(
 
 
 async def aggregate(
-    session: AsyncSession, subscription_id: str, *, start: datetime, end: datetime
+    session: AsyncSession, subscription_id: str, *, start: datetime, end: datetime | None
 ) -> dict[str, Totals]:
-    """Per metric over [start, end): sum, max, count, and the last record's quantity."""
-    in_period = (
+    """Per metric over [start, end) (no end: everything from `start` on): sum, max, count,
+    and the last record's quantity."""
+    in_period = [
         UsageRecord.subscription_id == subscription_id,
         UsageRecord.recorded_at >= start,
-        UsageRecord.recorded_at < end,
-    )
+    ]
+    if end is not None:
+        in_period.append(UsageRecord.recorded_at < end)
     totals = await session.execute(
         select(
             UsageRecord.metric,
@@ -167,13 +227,21 @@ async def metered_prices(session: AsyncSession, plan_id: str) -> list[MeteredPri
 
 
 async def metered_lines(
-    session: AsyncSession, subscription: Subscription, period: tuple[datetime, datetime]
+    session: AsyncSession,
+    subscription: Subscription,
+    period: tuple[datetime, datetime],
+    *,
+    final: bool = False,
 ) -> list[InvoiceLine]:
-    """The ended period's usage, one line per metered price of the subscription's plan."""
+    """The ended period's usage, one line per metered price of the subscription's plan.
+
+    `final`: the subscription's last period, which takes every record from its start on
+    (one stamped after the end, accepted while it was live, has no later invoice)."""
     prices = await metered_prices(session, subscription.plan_id)
     if not prices:
         return []
-    totals = await aggregate(session, subscription.id, start=period[0], end=period[1])
+    end = None if final else period[1]
+    totals = await aggregate(session, subscription.id, start=period[0], end=end)
     lines = []
     for price in prices:
         found = totals.get(price.metric)
