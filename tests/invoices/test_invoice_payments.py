@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -17,7 +18,8 @@ from payport.db import utcnow
 from payport.ledger.check import check
 from payport.ledger.models import LedgerEntry
 from tests.billing.test_late_outcomes import LostAnswers
-from tests.harness import Harness
+from tests.conftest import STRIPE_STACKS, stack_named
+from tests.harness import Harness, Stack
 from tests.provider_truth import provider_objects
 
 LINES = [
@@ -36,7 +38,7 @@ async def _invoice(harness: Harness, user_id: str = "user_ivy", **fields: Any) -
     return invoice_id
 
 
-async def _save_card(harness: Harness, user_id: str, payment_method_id: str) -> None:
+async def _save_card(harness: Harness, user_id: str, payment_method_id: str, **fields: Any) -> None:
     """A subscription with a card: the customer's saved card, as renewals charge it."""
     plan = await harness.client.post(
         "/api/v1/plans", json={"name": "Basic", "price_minor": 1000, "billing_cycle": "monthly"}
@@ -48,7 +50,8 @@ async def _save_card(harness: Harness, user_id: str, payment_method_id: str) -> 
             "user_id": user_id,
             "plan_id": plan.json()["plan_id"],
             "payment_method_id": payment_method_id,
-        },
+        }
+        | fields,
     )
     assert sub.status_code == 201, sub.text
     assert sub.json()["status"] == "active"
@@ -348,4 +351,61 @@ async def test_concurrent_pays_on_postgresql_charge_once(pg_harness: Harness) ->
     assert invoice["status"] == "paid" and len(invoice["attempts"]) == 1
     assert len(await _entries(harness, invoice_id)) == 1
     assert (await _events_for(harness, invoice_id)).count("invoice.paid") == 1
+    await _assert_ledger_adds_up(harness)
+
+
+@pytest.fixture(params=STRIPE_STACKS)
+def stripe_stack(request: pytest.FixtureRequest) -> Stack:
+    return stack_named(request, request.param)
+
+
+@pytest.fixture
+async def stripe_harness(stripe_stack: Stack) -> AsyncIterator[Harness]:
+    async with stripe_stack.started() as running:
+        yield running
+
+
+async def _stripe_customer(harness: Harness) -> str:
+    """A customer at the provider (localstripe), made the way a shop's backend makes one."""
+    settings = harness.runtime.settings
+    assert settings.stripe_api_base and settings.stripe_secret_key
+    key = settings.stripe_secret_key.get_secret_value()
+    async with httpx.AsyncClient(
+        base_url=settings.stripe_api_base, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
+        response = await client.post("/v1/customers", data={"email": "ivy@example.com"})
+    response.raise_for_status()
+    customer_id: str = response.json()["id"]
+    return customer_id
+
+
+async def test_on_stripe_the_saved_card_is_charged_to_its_customer(
+    stripe_harness: Harness,
+) -> None:
+    harness = stripe_harness
+    customer_id = await _stripe_customer(harness)
+    await _save_card(harness, "user_ivy", "pm_card_visa", customer_id=customer_id)
+    invoice_id = await _invoice(harness)
+    invoice = await _paid(harness, invoice_id)
+    assert (invoice["status"], invoice["amount_paid_minor"]) == ("paid", TOTAL)
+    [intent] = await _intents_of(harness, invoice_id)
+    assert (intent["status"], intent["amount"], intent["customer"]) == (
+        "succeeded",
+        TOTAL,
+        customer_id,
+    )
+    assert intent["id"] == invoice["payment_intent_id"]
+
+    declined_id = await _invoice(harness)
+    declined = await _paid(harness, declined_id, {"payment_method": "pm_card_chargeCustomerFail"})
+    assert declined["status"] == "open"
+    assert declined["last_payment_error"]["code"] == "card_declined"
+
+    out_of_band_id = await _invoice(harness)
+    out_of_band = await _paid(harness, out_of_band_id, {"paid_out_of_band": True})
+    assert (out_of_band["status"], out_of_band["paid_out_of_band"]) == ("paid", True)
+    assert await _intents_of(harness, out_of_band_id) == []
+    await harness.drain()  # localstripe's webhooks find every attempt settled already
+    again = (await harness.client.get(f"/api/v1/invoices/{declined_id}")).json()
+    assert again["status"] == "open" and len(again["attempts"]) == 1
     await _assert_ledger_adds_up(harness)
