@@ -174,6 +174,20 @@ async def test_a_decline_leaves_the_invoice_open_with_the_decline_code(harness: 
     await _assert_ledger_adds_up(harness)
 
 
+async def test_an_amount_below_the_minimum_charge_is_refused_and_stays_open(
+    harness: Harness,
+) -> None:
+    response = await harness.client.post(
+        "/api/v1/invoices",
+        json={"user_id": "user_ivy", "lines": [{"description": "Stamp", "amount_minor": 30}]},
+    )
+    invoice_id = response.json()["invoice_id"]
+    refused = await _paid(harness, invoice_id, {"payment_method": "pm_card_visa"})
+    assert refused["status"] == "open"
+    assert refused["last_payment_error"]["code"] == "amount_too_small"
+    assert await _entries(harness, invoice_id) == []
+
+
 async def test_off_session_a_card_wanting_3ds_is_refused(harness: Harness) -> None:
     invoice_id = await _invoice(harness)
     declined = await _paid(
