@@ -174,6 +174,21 @@ async def test_a_decline_leaves_the_invoice_open_with_the_decline_code(harness: 
     await _assert_ledger_adds_up(harness)
 
 
+async def test_a_declined_one_off_invoice_leaves_its_subscription_alone(harness: Harness) -> None:
+    await _save_card(harness, "user_ivy", "pm_card_visa")
+    [sub] = (await harness.client.get("/api/v1/subscriptions/user/user_ivy")).json()["data"]
+    invoice_id = await _invoice(harness, subscription_id=sub["subscription_id"])
+    declined = await _paid(harness, invoice_id, {"payment_method": "pm_card_chargeDeclined"})
+    assert declined["status"] == "open" and declined["next_payment_attempt"] is None
+    fetched = await harness.client.get(f"/api/v1/subscriptions/{sub['subscription_id']}")
+    assert fetched.json()["status"] == "active"  # not past_due: no dunning for one-offs
+    paid = await _paid(harness, invoice_id)  # the subscription's saved card
+    assert paid["status"] == "paid"
+    assert paid["attempts"][-1]["payment_method_id"] == "pm_card_visa"
+    types = [e["type"] for e in await harness.all_events()]
+    assert "subscription.past_due" not in types
+
+
 async def test_an_amount_below_the_minimum_charge_is_refused_and_stays_open(
     harness: Harness,
 ) -> None:
@@ -286,6 +301,30 @@ async def test_paid_out_of_band_charges_nothing_and_posts_saying_so(harness: Har
     assert await _intents_of(harness, invoice_id) == []
     assert await _entries(harness, invoice_id) == [(f"invoice:{invoice_id}", "invoice_out_of_band")]
     assert (await _events_for(harness, invoice_id)).count("invoice.paid") == 1
+    await _assert_ledger_adds_up(harness)
+
+
+async def test_a_subscription_invoice_paid_out_of_band_activates_it(harness: Harness) -> None:
+    plan = await harness.client.post(
+        "/api/v1/plans", json={"name": "Basic", "price_minor": 1000, "billing_cycle": "monthly"}
+    )
+    created = await harness.client.post(
+        "/api/v1/subscriptions",
+        json={
+            "user_id": "user_ivy",
+            "plan_id": plan.json()["plan_id"],
+            "payment_method_id": "pm_card_chargeDeclined",
+        },
+    )
+    sub = created.json()
+    assert sub["status"] == "incomplete"
+    invoice_id = sub["latest_invoice"]["invoice_id"]
+    invoice = await _paid(harness, invoice_id, {"paid_out_of_band": True})
+    assert (invoice["status"], invoice["paid_out_of_band"]) == ("paid", True)
+    assert [a["status"] for a in invoice["attempts"]] == ["failed"]  # the declined first try
+    fetched = await harness.client.get(f"/api/v1/subscriptions/{sub['subscription_id']}")
+    assert fetched.json()["status"] == "active"
+    assert await _entries(harness, invoice_id) == [(f"invoice:{invoice_id}", "invoice_out_of_band")]
     await _assert_ledger_adds_up(harness)
 
 
