@@ -22,9 +22,15 @@ Sub = SubscriptionStatus
 Inv = InvoiceStatus
 
 
+def drives_subscription(subscription: Subscription | None, invoice: Invoice) -> bool:
+    """A subscription's own invoices move its status; a one-off invoice, even one that names
+    a subscription, is paid or not on its own (no dunning, no past_due)."""
+    return subscription is not None and invoice.billing_reason != "manual"
+
+
 async def record_payment(
     session: AsyncSession,
-    subscription: Subscription,
+    subscription: Subscription | None,
     invoice: Invoice,
     attempt: PaymentAttempt,
 ) -> None:
@@ -41,12 +47,31 @@ async def record_payment(
         payment_intent_id=attempt.payment_intent_id,
         attempt=attempt,
     )
+    await _activate_when_settled(session, subscription, invoice)
+
+
+async def record_paid_out_of_band(
+    session: AsyncSession, subscription: Subscription | None, invoice: Invoice, *, at: datetime
+) -> None:
+    """The customer paid outside payport: paid with no charge, its ledger entry saying so."""
+    lines = await lines_of(session, invoice.id)
+    await mark_paid(session, invoice, lines, at=at, payment_intent_id=None, out_of_band=True)
+    await _activate_when_settled(session, subscription, invoice)
+
+
+async def _activate_when_settled(
+    session: AsyncSession, subscription: Subscription | None, invoice: Invoice
+) -> None:
+    """A subscription waiting on its invoices becomes active once none is left open."""
+    if subscription is None or not drives_subscription(subscription, invoice):
+        return
     status = subscription.subscription_status
     if status in (Sub.INCOMPLETE, Sub.PAST_DUE, Sub.UNPAID, Sub.TRIALING):
         still_open = await session.scalar(
             select(func.count(Invoice.id)).where(
                 Invoice.subscription_id == subscription.id,
                 Invoice.status == Inv.OPEN.value,
+                Invoice.billing_reason != "manual",
                 Invoice.id != invoice.id,
             )
         )
@@ -64,13 +89,17 @@ async def record_payment(
 
 async def record_failure(
     session: AsyncSession,
-    subscription: Subscription,
+    subscription: Subscription | None,
     invoice: Invoice,
     attempt: PaymentAttempt,
     *,
     settings: Settings,
 ) -> None:
-    """A declined attempt: past_due and the next retry, or the final action."""
+    """A declined attempt: past_due and the next retry, or the final action. A one-off
+    invoice stays open for the customer to pay again; nothing retries it on a schedule."""
+    if subscription is None or not drives_subscription(subscription, invoice):
+        events.invoice_event(session, events.INVOICE_PAYMENT_FAILED, invoice, attempt=attempt)
+        return
     status = subscription.subscription_status
     retry_at = await retry_time(session, invoice, attempt, settings.billing_retry_days)
     if is_final(invoice) and invoice.invoice_status is Inv.OPEN:

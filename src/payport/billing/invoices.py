@@ -219,9 +219,12 @@ async def mark_paid(
     at: datetime,
     payment_intent_id: str | None,
     attempt: PaymentAttempt | None = None,
+    out_of_band: bool = False,
 ) -> None:
-    """Paid: the amount due collected (or nothing was due); the ledger entry posts with it."""
+    """Paid: the amount due collected (or nothing was due, or it was paid outside payport);
+    the ledger entry posts with it."""
     invoice.status = check_invoice_move(invoice.invoice_status, Inv.PAID).value
+    invoice.paid_out_of_band = out_of_band
     invoice.amount_paid_minor = invoice.amount_due_minor
     invoice.paid_at = invoice.closed_at = at
     invoice.next_payment_attempt = None
@@ -237,6 +240,7 @@ async def mark_paid(
             line_amounts=[line.amount_minor for line in lines],
             amount_paid_minor=invoice.amount_paid_minor,
             balance_change_minor=invoice.ending_balance_minor - invoice.starting_balance_minor,
+            out_of_band=out_of_band,
         ),
     )
     events.invoice_event(session, events.INVOICE_PAID, invoice, attempt=attempt)

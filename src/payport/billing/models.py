@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from payport.billing.periods import BillingCycle
@@ -123,6 +123,8 @@ class Invoice(Base):
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     next_payment_attempt: Mapped[datetime | None] = mapped_column(UTCDateTime())
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    # Paid outside payport (cash, a bank transfer): marked paid, nothing charged.
+    paid_out_of_band: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -182,6 +184,9 @@ class PaymentAttempt(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    # The provider's customer the method belongs to, kept so a resumed call repeats the
+    # same request (a one-off invoice has no subscription to read it from).
+    provider_customer_id: Mapped[str | None] = mapped_column(String(255))
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
     # Set for a payment the customer made while present (3-D Secure possible): a resumed
     # call must repeat the same request.

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events
 from payport.billing.dunning import record_failure, record_payment
-from payport.billing.models import Invoice, PaymentAttempt
+from payport.billing.models import Invoice, PaymentAttempt, Subscription
 from payport.billing.repository import AWAITING_STATUSES
 from payport.billing.subscriptions import get_subscription
 from payport.config import Settings
@@ -67,14 +67,17 @@ def outcome_of(intent: base.IntentView) -> tuple[str, base.ProviderError | None]
 
 async def lock_attempt(
     session: AsyncSession, attempt_id: int
-) -> tuple[PaymentAttempt, Invoice, Any] | None:
-    """The attempt with its invoice and subscription, locked subscription first."""
+) -> tuple[PaymentAttempt, Invoice, Subscription | None] | None:
+    """The attempt with its invoice and subscription (none for a one-off invoice without
+    one), locked subscription first."""
     attempt = await session.get(PaymentAttempt, attempt_id)
     if attempt is None:
         return None
     invoice = await session.get(Invoice, attempt.invoice_id)
-    assert invoice is not None and invoice.subscription_id is not None
-    subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
+    assert invoice is not None
+    subscription = None
+    if invoice.subscription_id is not None:
+        subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
     await session.refresh(invoice, with_for_update=True)
     await session.refresh(attempt, with_for_update=True)
     return attempt, invoice, subscription

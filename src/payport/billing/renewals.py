@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events, repository
 from payport.billing.clock import Clock, SystemClock, get_test_clock, time_of
+from payport.billing.dunning import record_paid_out_of_band
 from payport.billing.invoices import cycle_key, open_invoice, plan_line
 from payport.billing.models import Invoice, PaymentAttempt, Plan, Subscription
-from payport.billing.outcomes import settle_attempt
+from payport.billing.outcomes import PENDING, lock_attempt, settle_attempt
 from payport.billing.periods import period_bounds
 from payport.billing.plans import get_plan
 from payport.billing.schemas import InvalidRequest
@@ -71,6 +72,24 @@ class _Charge:
 
 
 @dataclass(frozen=True, slots=True)
+class InvoicePayment:
+    """How an invoice is to be paid (see PayInvoiceBody)."""
+
+    payment_method_id: str | None = None
+    return_url: str | None = None  # the customer is present: 3-D Secure possible
+    out_of_band: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PayOutcome:
+    """What paying did: the attempt it made (none: nothing was charged) and, for 3-D
+    Secure, where to send the customer."""
+
+    attempt_id: int | None
+    next_action_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Answer:
     intent: base.IntentView | None
     error: base.ProviderError | None
@@ -104,6 +123,7 @@ class BillingEngine:
         is overdue, then settle subscriptions that have work due."""
         now = self.clock.now()
         settled = await self.reconcile_waiting(now, clock_id=None, limit=limit)
+        settled += await self.resume_interrupted(now, limit=limit)
         async with self.db.read() as session:
             due = (await session.execute(repository.due_subscriptions(now, clock_id=None))).all()
         steps = await self._settle_all([(row[0], row[1]) for row in due[:limit]], now, quiet=True)
@@ -204,7 +224,12 @@ class BillingEngine:
             if invoice is not None and (
                 renew_at is None or (invoice.next_payment_attempt or until) <= renew_at
             ):
-                attempt = start_attempt(session, subscription, invoice)
+                attempt = start_attempt(
+                    session,
+                    invoice,
+                    payment_method_id=subscription.payment_method_id,
+                    provider_customer_id=subscription.provider_customer_id,
+                )
                 await session.flush()
                 return await _charge_for(session, subscription, attempt)
             if renew_at is not None:
@@ -306,35 +331,86 @@ class BillingEngine:
             )
         return await self.provider.charge_off_session(charge.request, idempotency_key=charge.key)
 
-    async def pay_on_session(
-        self, invoice_id: str, *, return_url: str, payment_method_id: str | None
-    ) -> str | None:
-        """The customer pays an open invoice while present: a card that needs 3-D Secure
-        leaves the attempt in requires_action until the provider's webhook (or a reconcile)
-        says how it ended. Returns where to send the customer to authenticate, if needed."""
+    async def pay_invoice(self, invoice_id: str, payment: InvoicePayment) -> PayOutcome:
+        """Pay an open invoice now (a subscription's or a one-off one): charge a card, by
+        default the customer's saved one, through a payment attempt like a renewal's, or
+        record it paid out of band. An invoice already paid is left as it is. A card that
+        needs 3-D Secure (customer present: `return_url`) leaves the attempt in
+        requires_action until the provider's webhook (or a reconcile) says how it ended."""
+        charge = await self._start_payment(invoice_id, payment)
+        self.on_commit()
+        if charge is None:
+            return PayOutcome(attempt_id=None, next_action_url=None)
+        try:
+            answer = await self._call_provider(charge)
+        except ProviderUnavailable:
+            # Outcome unknown: the attempt stays pending for its webhook or the worker.
+            log.warning("billing: provider unavailable invoice_id=%s", invoice_id)
+            return PayOutcome(attempt_id=charge.attempt_id, next_action_url=None)
+        await self._apply(charge, answer)
+        intent = answer.intent
+        needs_action = intent is not None and intent.status == base.PI_REQUIRES_ACTION
+        url = intent.next_action_url if needs_action and intent is not None else None
+        return PayOutcome(attempt_id=charge.attempt_id, next_action_url=url)
+
+    async def _start_payment(self, invoice_id: str, payment: InvoicePayment) -> _Charge | None:
+        """Under the invoice's lock (its subscription's first): one payment at a time, so
+        calls that race charge once; None when nothing is to be charged."""
         async with self.db.transaction() as session:
-            invoice = await session.get(Invoice, invoice_id)
-            if invoice is None or invoice.subscription_id is None:
-                raise NotFound(f"invoice {invoice_id} not found", field="invoice_id")
-            subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
-            await session.refresh(invoice, with_for_update=True)
+            invoice, subscription = await _lock_invoice(session, invoice_id)
+            if invoice.invoice_status is Inv.PAID:
+                return None
             if invoice.invoice_status is not Inv.OPEN:
                 raise InvalidStatus(f"invoice {invoice_id} is {invoice.status}", field="status")
             if await repository.unsettled_attempt(session, invoice.id) is not None:
                 raise InvalidStatus("a payment of this invoice is in progress", field="status")
-            method = payment_method_id or subscription.payment_method_id
-            if method is None:
-                raise InvalidRequest("no payment method to charge", field="payment_method_id")
-            invoice.next_payment_attempt = await time_of(session, subscription, self.clock)
-            attempt = start_attempt(session, subscription, invoice)
-            attempt.payment_method_id, attempt.return_url = method, return_url
+            now = (
+                await time_of(session, subscription, self.clock)
+                if subscription is not None
+                else self.clock.now()
+            )
+            if payment.out_of_band:
+                await record_paid_out_of_band(session, subscription, invoice, at=now)
+                return None
+            method, customer = await _method_to_charge(
+                session, invoice, subscription, payment.payment_method_id
+            )
+            invoice.next_payment_attempt = now
+            attempt = start_attempt(
+                session, invoice, payment_method_id=method, provider_customer_id=customer
+            )
+            attempt.return_url = payment.return_url
             await session.flush()
-            charge = await _charge_for(session, subscription, attempt)
-        answer = await self._call_provider(charge)
-        await self._apply(charge, answer)
-        intent = answer.intent
-        needs_action = intent is not None and intent.status == base.PI_REQUIRES_ACTION
-        return intent.next_action_url if needs_action and intent is not None else None
+            return await _charge_for(session, subscription, attempt)
+
+    async def resume_interrupted(self, now: datetime, *, limit: int = 100) -> int:
+        """Send again, with their own keys, the calls of one-off invoices' attempts whose
+        answer was lost (no subscription's run resumes those); only once RECHECK_AFTER has
+        passed, so a call still in flight is not sent twice at once. Returns how many."""
+        async with self.db.read() as session:
+            query = repository.interrupted_one_off_attempts(now - RECHECK_AFTER, limit=limit)
+            attempt_ids = list(await session.scalars(query))
+        resumed = 0
+        for attempt_id in attempt_ids:
+            charge = await self._resume(attempt_id)
+            if charge is None:
+                continue
+            try:
+                answer = await self._call_provider(charge)
+            except ProviderUnavailable:
+                log.warning("billing: provider unavailable attempt_id=%s", attempt_id)
+                continue
+            await self._apply(charge, answer)
+            resumed += 1
+        return resumed
+
+    async def _resume(self, attempt_id: int) -> _Charge | None:
+        async with self.db.transaction() as session:
+            locked = await lock_attempt(session, attempt_id)
+            if locked is None or locked[0].status != PENDING:
+                return None  # settled meanwhile (its webhook came)
+            attempt, _, subscription = locked
+            return await _charge_for(session, subscription, attempt)
 
     async def _apply(self, charge: _Charge, answer: _Answer) -> None:
         async with self.db.transaction() as session:
@@ -420,9 +496,14 @@ _RENEWED = object()
 
 
 def start_attempt(
-    session: AsyncSession, subscription: Subscription, invoice: Invoice
+    session: AsyncSession,
+    invoice: Invoice,
+    *,
+    payment_method_id: str | None,
+    provider_customer_id: str | None,
 ) -> PaymentAttempt:
-    """Record the attempt before calling the provider: its number fixes the idempotency key."""
+    """Record the attempt before calling the provider: its number fixes the idempotency key,
+    and what it charges is kept with it, so a resumed call repeats the same request."""
     assert invoice.next_payment_attempt is not None
     invoice.attempt_count += 1
     number = invoice.attempt_count
@@ -433,7 +514,8 @@ def start_attempt(
         status="pending",
         amount_minor=invoice.amount_due_minor,
         currency=invoice.currency,
-        payment_method_id=subscription.payment_method_id,
+        payment_method_id=payment_method_id,
+        provider_customer_id=provider_customer_id,
         attempted_at=invoice.next_payment_attempt,
     )
     invoice.next_payment_attempt = None
@@ -442,20 +524,23 @@ def start_attempt(
 
 
 async def _charge_for(
-    session: AsyncSession, subscription: Subscription, attempt: PaymentAttempt
+    session: AsyncSession, subscription: Subscription | None, attempt: PaymentAttempt
 ) -> _Charge:
     invoice = await session.get(Invoice, attempt.invoice_id)
     assert invoice is not None
+    metadata = {"invoice_id": invoice.id, "attempt": str(attempt.number)}
+    if subscription is not None:
+        metadata["subscription_id"] = subscription.id
+    # Attempts recorded before the customer was kept on them charge the subscription's.
+    customer = attempt.provider_customer_id or (
+        subscription.provider_customer_id if subscription is not None else None
+    )
     request = base.OffSessionCharge(
         amount=Money(attempt.amount_minor, attempt.currency),
         payment_method=attempt.payment_method_id or "",
-        customer=subscription.provider_customer_id,
+        customer=customer,
         description=f"Invoice {invoice.number}",
-        metadata={
-            "invoice_id": invoice.id,
-            "subscription_id": subscription.id,
-            "attempt": str(attempt.number),
-        },
+        metadata=metadata,
     )
     if attempt.return_url is None:
         return _Charge(attempt.id, attempt.idempotency_key, request)
@@ -463,6 +548,37 @@ async def _charge_for(
         request.as_authorize_request(), off_session=False, return_url=attempt.return_url
     )
     return _Charge(attempt.id, attempt.idempotency_key, present)
+
+
+async def _lock_invoice(
+    session: AsyncSession, invoice_id: str
+) -> tuple[Invoice, Subscription | None]:
+    """An invoice and its subscription (if any), locked in billing's order: subscription first."""
+    invoice = await session.get(Invoice, invoice_id)
+    if invoice is None:
+        raise NotFound(f"invoice {invoice_id} not found", field="invoice_id")
+    subscription = None
+    if invoice.subscription_id is not None:
+        subscription = await get_subscription(session, invoice.subscription_id, for_update=True)
+    await session.refresh(invoice, with_for_update=True)
+    return invoice, subscription
+
+
+async def _method_to_charge(
+    session: AsyncSession,
+    invoice: Invoice,
+    subscription: Subscription | None,
+    requested: str | None,
+) -> tuple[str, str | None]:
+    """(payment method, provider customer): the one asked for, else the card saved on the
+    invoice's subscription, else the customer's newest saved card (what renewals charge)."""
+    saved = subscription
+    if saved is None or saved.payment_method_id is None:
+        saved = await repository.newest_saved_card(session, invoice.user_id) or saved
+    method = requested or (saved.payment_method_id if saved is not None else None)
+    if method is None:
+        raise InvalidRequest("the customer has no saved payment method", field="payment_method")
+    return method, saved.provider_customer_id if saved is not None else None
 
 
 async def renew(session: AsyncSession, subscription: Subscription, *, at: datetime) -> None:

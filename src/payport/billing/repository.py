@@ -125,6 +125,32 @@ async def unsettled_attempt(session: AsyncSession, invoice_id: str) -> PaymentAt
     )
 
 
+async def newest_saved_card(session: AsyncSession, user_id: str) -> Subscription | None:
+    """The customer's newest subscription with a card saved: the card renewals charge."""
+    return await session.scalar(
+        select(Subscription)
+        .where(Subscription.user_id == user_id, Subscription.payment_method_id.is_not(None))
+        .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+        .limit(1)
+    )
+
+
+def interrupted_one_off_attempts(since: datetime, *, limit: int) -> Select[int]:
+    """Attempts of invoices without a subscription whose call went out at `since` or earlier
+    and was never answered; oldest first."""
+    return (
+        select(PaymentAttempt.id)
+        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
+        .where(
+            Invoice.subscription_id.is_(None),
+            PaymentAttempt.status == "pending",
+            PaymentAttempt.attempted_at <= since,
+        )
+        .order_by(PaymentAttempt.attempted_at, PaymentAttempt.id)
+        .limit(limit)
+    )
+
+
 async def pending_attempt(session: AsyncSession, subscription_id: str) -> PaymentAttempt | None:
     return await session.scalar(
         select(PaymentAttempt)
@@ -154,7 +180,8 @@ async def invoice_due(
 
 def waiting_attempts(since: datetime, *, clock_id: str | None) -> Select[int, datetime, str]:
     """Attempts waiting on a webhook, made at `since` or earlier, of subscriptions on one
-    test clock (None: on the engine's clock); oldest first."""
+    test clock (None: on the engine's clock, with one-off invoices' that have no
+    subscription); oldest first."""
     on_clock = (
         Subscription.test_clock_id.is_(None)
         if clock_id is None
@@ -163,7 +190,7 @@ def waiting_attempts(since: datetime, *, clock_id: str | None) -> Select[int, da
     return (
         select(PaymentAttempt.id, PaymentAttempt.attempted_at, PaymentAttempt.status)
         .join(Invoice, Invoice.id == PaymentAttempt.invoice_id)
-        .join(Subscription, Subscription.id == Invoice.subscription_id)
+        .outerjoin(Subscription, Subscription.id == Invoice.subscription_id)
         .where(
             PaymentAttempt.status.in_(AWAITING_STATUSES),
             PaymentAttempt.attempted_at <= since,

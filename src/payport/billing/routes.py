@@ -21,7 +21,7 @@ from payport.billing.clock import get_test_clock, new_id, time_of
 from payport.billing.invoices import lines_of
 from payport.billing.models import Invoice, PaymentAttempt, Subscription, TestClock
 from payport.billing.periods import BillingCycle
-from payport.billing.renewals import BillingEngine
+from payport.billing.renewals import BillingEngine, InvoicePayment
 from payport.billing.schemas import (
     AdvanceBody,
     CancelBody,
@@ -34,7 +34,13 @@ from payport.billing.schemas import (
     as_utc,
     parse_body,
 )
-from payport.billing.views import clock_view, invoice_view, plan_view, subscription_view
+from payport.billing.views import (
+    clock_view,
+    invoice_view,
+    payment_error,
+    plan_view,
+    subscription_view,
+)
 from payport.errors import NotFound, ProviderUnavailable
 from payport.http import FastJSONResponse, RuntimeDep, documented_body
 from payport.providers.sandbox import SandboxProvider
@@ -250,21 +256,41 @@ async def get_invoice(invoice_id: str, runtime: RuntimeDep) -> JSONResponse:
 
 @router.post(
     "/invoices/{invoice_id}/pay",
-    summary="The customer pays an open invoice while present (3-D Secure possible)",
+    summary=(
+        "Pay an open invoice: charge `payment_method` (default: the customer's saved card), "
+        "or record `paid_out_of_band`. A paid invoice is answered unchanged; draft, void "
+        "and uncollectible ones are 409 naming `status`. Every outcome of the charge is "
+        "200 with the invoice: declined leaves it `open`, the attempt and "
+        "`last_payment_error` carry the decline code; 3-D Secure (with `return_url`) "
+        "answers `next_action.redirect_to_url`"
+    ),
     openapi_extra=documented_body(PayInvoiceBody),
 )
 async def pay_invoice(invoice_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
-    body = parse_body(PayInvoiceBody, await request.body())
-    next_action_url = await _engine(runtime).pay_on_session(
-        invoice_id, return_url=body.return_url, payment_method_id=body.payment_method_id
-    )
+    body = parse_body(PayInvoiceBody, await request.body(), optional=True)
+    if body.paid_out_of_band and (body.payment_method_id or body.return_url):
+        raise InvalidRequest(
+            "paid out of band charges nothing: give no payment_method or return_url",
+            field="paid_out_of_band",
+        )
+    payment = InvoicePayment(body.payment_method_id, body.return_url, body.paid_out_of_band)
+    outcome = await _engine(runtime).pay_invoice(invoice_id, payment)
     runtime.outbox_ready.notify()
     async with runtime.db.read() as session:
         invoice = await session.get(Invoice, invoice_id)
         assert invoice is not None
         body_out = await _invoice_body(session, invoice)
-    next_action = {"redirect_to_url": next_action_url} if next_action_url else None
-    return FastJSONResponse(body_out | {"next_action": next_action})
+        attempt = (
+            await session.get(PaymentAttempt, outcome.attempt_id) if outcome.attempt_id else None
+        )
+    url = outcome.next_action_url
+    return FastJSONResponse(
+        body_out
+        | {
+            "next_action": {"redirect_to_url": url} if url else None,
+            "last_payment_error": payment_error(attempt) if attempt is not None else None,
+        }
+    )
 
 
 # --- sandbox test clocks ---------------------------------------------------------------------

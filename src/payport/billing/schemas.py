@@ -12,7 +12,14 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from payport.billing.periods import BillingCycle
 from payport.errors import InvalidPayload
@@ -102,11 +109,22 @@ class AdvanceBody(StrictBody):
 
 
 class PayInvoiceBody(StrictBody):
-    """The customer pays an open invoice while present (Stripe's hosted invoice page), so a
-    card that needs 3-D Secure can be authenticated; `return_url` is where it sends them."""
+    """Pay an open invoice now (Stripe's `POST /v1/invoices/{id}/pay`).
 
-    return_url: str = Field(min_length=1, max_length=2048)
-    payment_method_id: str | None = Field(default=None, min_length=1, max_length=255)
+    Without `return_url` the card is charged off-session, as a renewal is (a card that
+    wants 3-D Secure is refused); with it the customer is present and can authenticate.
+    `payment_method` (`payment_method_id` is accepted too) defaults to the customer's saved
+    card. `paid_out_of_band`: the customer paid outside payport; nothing is charged.
+    """
+
+    payment_method_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        validation_alias=AliasChoices("payment_method", "payment_method_id"),
+    )
+    return_url: str | None = Field(default=None, min_length=1, max_length=2048)
+    paid_out_of_band: bool = Field(default=False, strict=True)
 
 
 def read_json(raw: bytes, *, optional: bool = False) -> dict[str, Any]:

@@ -89,6 +89,7 @@ def invoice_summary(invoice: Invoice) -> dict[str, Any]:
         "attempt_count": invoice.attempt_count,
         "next_payment_attempt": iso(invoice.next_payment_attempt),
         "payment_intent_id": invoice.payment_intent_id,
+        "paid_out_of_band": bool(invoice.paid_out_of_band),
         "issued_at": iso(invoice.issued_at),
         "paid_at": iso(invoice.paid_at),
     }
@@ -129,6 +130,17 @@ def attempt_view(attempt: PaymentAttempt) -> dict[str, Any]:
         "decline_code": attempt.decline_code,
         "failure_message": attempt.failure_message,
         "attempted_at": iso(attempt.attempted_at),
+    }
+
+
+def payment_error(attempt: PaymentAttempt) -> dict[str, Any] | None:
+    """Why an attempt failed, in Stripe's `last_payment_error` terms; None unless it failed."""
+    if attempt.status != "failed":
+        return None
+    return {
+        "code": attempt.failure_code,
+        "decline_code": attempt.decline_code,
+        "message": attempt.failure_message,
     }
 
 

@@ -8,7 +8,11 @@
 | proration_credits         | sum of its negative lines (credits for unused time) |
 
 paid = total - (ending - starting), so the lines sum to zero. The cause is
-`invoice:{invoice_id}`: an invoice marked paid twice posts once.
+`invoice:{invoice_id}`: an invoice marked paid twice posts once, however it was paid.
+
+An invoice paid out of band (cash, a bank transfer) posts the same lines: the revenue was
+earned and the customer did pay, only not through the provider. Its entry's kind,
+`invoice_out_of_band`, says so, so a comparison with the provider's charges leaves it out.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ def invoice_paid(
     line_amounts: list[int],
     amount_paid_minor: int,
     balance_change_minor: int,
+    out_of_band: bool = False,
 ) -> Draft:
     charges = sum(amount for amount in line_amounts if amount > 0)
     credits = sum(amount for amount in line_amounts if amount < 0)
@@ -35,4 +40,5 @@ def invoice_paid(
         Line(accounts.PRORATION_CREDITS, credits),
     )
     kept = tuple(line for line in lines if line.amount_minor or line.payment_count)
-    return Draft(f"{EntryKind.INVOICE.value}:{invoice_id}", EntryKind.INVOICE, None, currency, kept)
+    kind = EntryKind.INVOICE_OUT_OF_BAND if out_of_band else EntryKind.INVOICE
+    return Draft(f"{EntryKind.INVOICE.value}:{invoice_id}", kind, None, currency, kept)

@@ -17,6 +17,8 @@ class EntryKind(StrEnum):
     FEE_REFUND = "fee_refund"
     REFUND = "refund"
     INVOICE = "invoice"
+    # An invoice the customer paid outside payport: the same lines, no provider money behind them.
+    INVOICE_OUT_OF_BAND = "invoice_out_of_band"
 
 
 class UnbalancedEntry(ValueError):
