@@ -18,7 +18,7 @@ from payport.ledger.models import LedgerEntry
 from payport.refunds import service as refunds
 from payport.refunds.models import Refund
 from tests.harness import Harness, Stack
-from tests.ledger.helpers import assert_ledger_clean, balance, released, reverted
+from tests.ledger.helpers import assert_ledger_clean, balance, released, reverted, run
 from tests.provider_truth import by_payment
 
 FEE_BPS = 1000  # 10%: a capture of 1001 pays the runner 901 and the platform 100
@@ -268,3 +268,29 @@ async def test_a_failed_reversal_sends_no_refund_and_posts_nothing(harness: Harn
     await assert_ledger_clean(harness)
     types = [event["type"] for event in await harness.all_events()]
     assert types.count("refund.failed") == 1 and "refund.succeeded" not in types
+
+
+async def test_a_revert_waits_for_a_processing_refund_then_returns_the_rest(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment_id = await released_payment(harness, 20000)
+    requested = await request_refund(harness, payment_id, 5000)
+    provider = harness.runtime.provider
+    real = provider.create_refund
+
+    async def dies(*args: Any, **kwargs: Any) -> Any:
+        raise SimulatedCrash("died after the reversal, before the refund")
+
+    monkeypatch.setattr(provider, "create_refund", dies)
+    with pytest.raises(SimulatedCrash):
+        await refunds.process_refund(harness.runtime.db, provider, requested["refund_id"])
+    monkeypatch.setattr(provider, "create_refund", real)
+    refused = await run(harness, "revert_payment", {"payment_id": payment_id})
+    assert refused["type"] == "payment.failed", refused
+    assert refused["payload"]["error"] == "INVALID_STATUS"
+    assert (await process(harness, requested["refund_id"]))["status"] == "succeeded"
+    await reverted(harness, payment_id)
+    assert (await books(harness, payment_id))[RUNNER] == (0, 0)
+    assert await reversed_at_provider(harness, payment_id) == 18000
+    assert await provider_refunds(harness, payment_id) == [5000, 15000]
+    await assert_ledger_clean(harness)

@@ -16,9 +16,11 @@ one consistent snapshot:
    payment recorded it and as the ledger posted it.
 
 With a provider, captured, refunded and transferred totals per payment are
-compared with what the provider itself reports. On a live system a payment
-whose provider call has happened but whose commit has not can show up there;
-run it again to tell a race from a real difference.
+compared with what the provider itself reports. A refund still processing
+may have been done at the provider already: a difference within what such
+refunds counted is a note, not a problem. On a live system a payment whose
+provider call has happened but whose commit has not can show up there; run
+it again to tell a race from a real difference.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def revert(payment: Payment, *, refunded_minor: int | None = None) -> list[Draft
     drafts: list[Draft] = []
     if payment.transfer_reversal_id is not None:
         drafts.append(reversal(payment, payment.transfer_amount_minor - reversed_minor(payment)))
-    fee_left = payment.fee_minor - (payment.fee_refunded_minor or 0)
+    fee_left = payment.fee_minor - fee_refunded_minor(payment)
     if payment.transfer_id is not None and fee_left:
         drafts.append(fee_share(payment, fee_left))
     own = payment.amount_refunded_minor if refunded_minor is None else refunded_minor
@@ -95,6 +95,11 @@ def revert(payment: Payment, *, refunded_minor: int | None = None) -> list[Draft
 def reversed_minor(payment: Payment) -> int:
     """How much of the runner's transfer came back before any revert."""
     return payment.transfer_reversed_minor or 0
+
+
+def fee_refunded_minor(payment: Payment) -> int:
+    """How much of the platform's fee refunds gave back before any revert."""
+    return payment.fee_refunded_minor or 0
 
 
 def opening(payment: Payment) -> list[Draft]:

@@ -48,7 +48,7 @@ class Payment(Base):
     # like `amount_refunded_minor`) and by someone other than payport (the dashboard).
     transfer_reversed_minor: Mapped[int | None] = mapped_column(BigInteger)
     # The platform fee's share of refunds after the release, given back by the platform.
-    fee_refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    fee_refunded_minor: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -48,7 +48,7 @@ def split_refund(payment: Payment, amount_minor: int) -> Split:
     due = payment.amount_refunded_minor * payment.transfer_amount_minor
     target = min(due // payment.amount_captured_minor, payment.transfer_amount_minor)
     reversal = min(max(target - reversed_before, 0), amount_minor)
-    fee_left = max(payment.fee_minor - payment.fee_refunded_minor, 0)
+    fee_left = max(payment.fee_minor - entries.fee_refunded_minor(payment), 0)
     return Split(reversal, min(amount_minor - reversal, fee_left))
 
 
@@ -59,13 +59,13 @@ def count(payment: Payment, refund: Refund) -> None:
     refund.transfer_reversal_minor, refund.fee_refund_minor = split.reversal_minor, split.fee_minor
     if split.reversal_minor:
         payment.transfer_reversed_minor = entries.reversed_minor(payment) + split.reversal_minor
-    payment.fee_refunded_minor += split.fee_minor
+    payment.fee_refunded_minor = entries.fee_refunded_minor(payment) + split.fee_minor
 
 
 def uncount_refund(payment: Payment, refund: Refund) -> None:
     """The customer got nothing back: the refund and the platform's share leave the totals."""
     payment.amount_refunded_minor -= refund.amount_minor
-    payment.fee_refunded_minor -= refund.fee_refund_minor
+    payment.fee_refunded_minor = entries.fee_refunded_minor(payment) - refund.fee_refund_minor
     refund.fee_refund_minor = 0
 
 

@@ -28,9 +28,7 @@ def upgrade() -> None:
             sa.Column("fee_refund_minor", sa.BigInteger(), server_default="0", nullable=False)
         )
     with op.batch_alter_table("payments", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("fee_refunded_minor", sa.BigInteger(), server_default="0", nullable=False)
-        )
+        batch_op.add_column(sa.Column("fee_refunded_minor", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
