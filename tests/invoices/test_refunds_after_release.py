@@ -294,3 +294,32 @@ async def test_a_revert_waits_for_a_processing_refund_then_returns_the_rest(
     assert await reversed_at_provider(harness, payment_id) == 18000
     assert await provider_refunds(harness, payment_id) == [5000, 15000]
     await assert_ledger_clean(harness)
+
+
+async def test_refunding_the_rest_after_an_outside_refund_leaves_the_books_as_a_revert_does(
+    harness: Harness,
+) -> None:
+    payment_id = await released_payment(harness, 20000)
+    intent_id = (await harness.client.get(f"/api/v1/payments/{payment_id}")).json()[
+        "payment_intent_id"
+    ]
+    await harness.runtime.provider.create_refund(
+        payment_intent=intent_id,
+        amount_minor=5000,
+        reason="requested_by_customer",
+        idempotency_key="dashboard-refund",
+    )
+    await harness.drain()  # recorded as an outside refund: escrow fronted it
+    assert (await books(harness, payment_id))[f"escrow:{payment_id}"] == (-5000, 0)
+    done = await refunded(harness, payment_id, 15000)
+    # The runner's and the fee's shares of everything refunded, the outside 5000 included.
+    assert (done["transfer_reversal_minor"], done["fee_refund_minor"]) == (18000, 2000)
+    assert await books(harness, payment_id) == {
+        RUNNER: (0, 0),
+        CUSTOMER: (0, 0),
+        "platform_fees": (2000, 0),
+        "refunds": (-2000, 0),
+        f"escrow:{payment_id}": (0, 0),
+    }
+    assert await reversed_at_provider(harness, payment_id) == 18000
+    await assert_ledger_clean(harness)

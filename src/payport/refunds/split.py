@@ -35,27 +35,30 @@ class Split:
     fee_minor: int  # given back by the platform from its fee
 
 
-def split_refund(payment: Payment, amount_minor: int) -> Split:
+def split_refund(payment: Payment) -> Split:
     """The shares of a refund whose amount the payment's refunded total already counts.
 
-    Never more than is left of the transfer or the fee; should money moved outside
-    payport leave less than the refund, escrow pays the difference (as the platform
-    fronts outside refunds after a release).
+    Both shares are cumulative over everything refunded, so they add up to this refund
+    (r + f = R) unless money moved outside payport: a refund made at the provider
+    directly, which escrow fronted, is then taken back from the runner and the fee
+    too, and a reversal made there leaves less to take. Never more than is left.
     """
-    if payment.transfer_id is None or payment.amount_captured_minor <= 0:
+    captured = payment.amount_captured_minor
+    if payment.transfer_id is None or captured <= 0:
         return Split(0, 0)
-    reversed_before = entries.reversed_minor(payment)
-    due = payment.amount_refunded_minor * payment.transfer_amount_minor
-    target = min(due // payment.amount_captured_minor, payment.transfer_amount_minor)
-    reversal = min(max(target - reversed_before, 0), amount_minor)
-    fee_left = max(payment.fee_minor - entries.fee_refunded_minor(payment), 0)
-    return Split(reversal, min(amount_minor - reversal, fee_left))
+    refunded, transfer = payment.amount_refunded_minor, payment.transfer_amount_minor
+    reversal_due = min(refunded * transfer // captured, transfer)
+    fee_due = min(refunded - reversal_due, payment.fee_minor)
+    return Split(
+        max(reversal_due - entries.reversed_minor(payment), 0),
+        max(fee_due - entries.fee_refunded_minor(payment), 0),
+    )
 
 
 def count(payment: Payment, refund: Refund) -> None:
     """Sent to the provider: the payment's totals include this refund from now on."""
     payment.amount_refunded_minor += refund.amount_minor
-    split = split_refund(payment, refund.amount_minor)
+    split = split_refund(payment)
     refund.transfer_reversal_minor, refund.fee_refund_minor = split.reversal_minor, split.fee_minor
     if split.reversal_minor:
         payment.transfer_reversed_minor = entries.reversed_minor(payment) + split.reversal_minor
