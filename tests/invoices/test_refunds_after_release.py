@@ -323,3 +323,32 @@ async def test_refunding_the_rest_after_an_outside_refund_leaves_the_books_as_a_
     }
     assert await reversed_at_provider(harness, payment_id) == 18000
     await assert_ledger_clean(harness)
+
+
+async def test_outside_partial_movements_then_a_revert_count_the_payment_off_once(
+    harness: Harness,
+) -> None:
+    payment_id = await released_payment(harness, 20000)
+    stored = (await harness.client.get(f"/api/v1/payments/{payment_id}")).json()
+    provider = harness.runtime.provider
+    await provider.create_transfer_reversal(
+        stored["transfer_id"], amount_minor=700, idempotency_key="dashboard-reversal"
+    )
+    await provider.create_refund(
+        payment_intent=stored["payment_intent_id"],
+        amount_minor=1000,
+        reason="requested_by_customer",
+        idempotency_key="dashboard-refund",
+    )
+    await harness.drain()  # both recorded as outside movements, neither the last of it
+    assert (await books(harness, payment_id))[RUNNER] == (17300, 1)
+    assert (await books(harness, payment_id))[CUSTOMER] == (-19000, 1)
+    await reverted(harness, payment_id)
+    assert await books(harness, payment_id) == {
+        RUNNER: (0, 0),
+        CUSTOMER: (0, 0),
+        "platform_fees": (2000, 0),
+        "refunds": (-2000, 0),
+        f"escrow:{payment_id}": (0, 0),
+    }
+    await assert_ledger_clean(harness)
