@@ -8,8 +8,11 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from payport.ledger.check import check
+from payport.providers.sandbox import SandboxProvider
+from payport.refunds import service
 from tests.harness import Harness
 
 
@@ -183,3 +186,66 @@ async def test_a_refund_the_provider_refuses_fails_and_gives_its_reservation_bac
     await harness.drain()
     types = [event["type"] for event in await harness.all_events()]
     assert types.count("refund.failed") == 1 and "refund.succeeded" not in types
+
+
+# --- a refund in flight: counted on the payment, not yet posted ------------------------------
+
+
+def failing_sandbox(harness: Harness) -> SandboxProvider:
+    """The sandbox on the same database, failing every call as an outage would (its own
+    failure injection): the refund's outcome stays unknown, so it stays `processing`."""
+    settings = harness.runtime.settings
+    return SandboxProvider(harness.runtime.db, base_url=settings.base_url, failure_rate=1.0)
+
+
+async def processing_refund(harness: Harness, amount_minor: int) -> tuple[str, str]:
+    """(payment id, refund id) of a refund the provider never answered."""
+    payment = await captured_payment(harness)
+    requested = (await refund(harness, payment["id"], amount_minor=amount_minor)).json()
+    view = await service.process_refund(
+        harness.runtime.db, failing_sandbox(harness), requested["refund_id"]
+    )
+    assert view["status"] == "processing", view
+    return payment["id"], requested["refund_id"]
+
+
+async def test_the_ledger_check_passes_while_a_refund_is_processing(harness: Harness) -> None:
+    payment_id, refund_id = await processing_refund(harness, 5000)
+    stored = (await harness.client.get(f"/api/v1/payments/{payment_id}")).json()
+    assert stored["amount_refunded"] == 5000  # counted when sent to the provider
+    report = await check(harness.runtime.db, provider=harness.runtime.provider)
+    assert report.ok, [str(problem) for problem in report.problems]
+    again = await harness.client.post(f"/api/v1/refunds/{refund_id}/process")
+    assert again.status_code == 200 and again.json()["status"] == "succeeded", again.text
+    await harness.drain()
+    report = await check(harness.runtime.db, provider=harness.runtime.provider)
+    assert report.ok, [str(problem) for problem in report.problems]
+
+
+async def test_an_unanswered_refund_answers_503_and_stays_processing(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await captured_payment(harness)
+    requested = (await refund(harness, payment["id"], amount_minor=5000)).json()
+    monkeypatch.setattr(harness.runtime, "provider", failing_sandbox(harness))
+    response = await harness.client.post(f"/api/v1/refunds/{requested['refund_id']}/process")
+    assert response.status_code == 503, response.text
+    assert response.json()["status"] == "processing"
+    await harness.drain()
+    types = [event["type"] for event in await harness.all_events()]
+    assert "refund.failed" not in types and "refund.succeeded" not in types
+
+
+async def test_a_real_mismatch_is_still_named_while_a_refund_is_processing(
+    harness: Harness,
+) -> None:
+    payment_id, _ = await processing_refund(harness, 5000)
+    async with harness.runtime.db.transaction() as session:
+        await session.execute(
+            text("UPDATE payments SET amount_refunded_minor = amount_refunded_minor + 1 "
+                 "WHERE id = :id"),
+            {"id": payment_id},
+        )  # fmt: skip
+    report = await check(harness.runtime.db)
+    assert report.payment_ids == [payment_id]
+    assert "escrow has 20000 (expected 19999)" in str(report.problems[0])

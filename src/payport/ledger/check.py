@@ -8,14 +8,19 @@ one consistent snapshot:
 2. every account's balance rows equal the sum of its postings;
 3. every payment's hold and escrow hold what its status says (nothing once
    FAILED or REVERTED; the authorized amount while AUTHORIZED; the captured
-   amount while captured and not transferred);
+   amount, less posted refunds, while captured and not transferred; what came
+   back from the runner and the fee, less posted refunds, once released).
+   A refund still processing is counted on its payment but not yet posted:
+   the check takes it off the counted totals rather than skip the payment;
 4. every release split exactly: released (captured) = transfer + fee, as the
    payment recorded it and as the ledger posted it.
 
 With a provider, captured, refunded and transferred totals per payment are
-compared with what the provider itself reports. On a live system a payment
-whose provider call has happened but whose commit has not can show up there;
-run it again to tell a race from a real difference.
+compared with what the provider itself reports. A refund still processing
+may have been done at the provider already: a difference within what such
+refunds counted is a note, not a problem. On a live system a payment whose
+provider call has happened but whose commit has not can show up there; run
+it again to tell a race from a real difference.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from payport.payments.models import Payment
 from payport.payments.states import PaymentStatus
 from payport.providers import base
 from payport.providers.errors import with_retries
+from payport.refunds.models import Refund
+from payport.refunds.states import RefundStatus
 
 S = PaymentStatus
 _PROVIDER_PAGE = 200  # payments compared with the provider per round
@@ -156,21 +163,48 @@ def _expected_hold() -> ColumnElement[Any]:
     return case((held, Payment.amount_minor), else_=0)
 
 
-def _expected_escrow() -> ColumnElement[Any]:
+def _in_flight() -> Any:
+    """Per payment, what its processing refunds counted on it but have not posted yet."""
+    processing = Refund.status == RefundStatus.PROCESSING.value
+    return (
+        select(
+            Refund.payment_id,
+            func.sum(Refund.amount_minor).label("refund"),
+            func.sum(Refund.transfer_reversal_minor).label("reversal"),
+            func.sum(Refund.fee_refund_minor).label("fee"),
+        )
+        .where(processing)
+        .group_by(Refund.payment_id)
+        .subquery()
+    )
+
+
+def _expected_escrow(flight: Any) -> ColumnElement[Any]:
     """Captured money waits in escrow until transferred; FAILED and REVERTED keep nothing.
 
-    Refunds made outside payport leave escrow as they happen: before the release they
-    come out of the captured money; after it the platform fronts them, so a released
-    payment's escrow goes negative by what the runner still owes back (less any part of
-    the transfer reversed outside). A revert settles both to zero.
+    Refunds leave escrow as they are posted: before the release they come out of the
+    captured money. After it the release moved all of it out (the split is check 4's
+    business): what came back from the runner's transfer (payport's refunds and outside
+    reversals) and from the platform's fee is in escrow, less what went to the customer,
+    so outside refunds, which the platform fronts, take it negative. A revert settles
+    both to zero. A refund still processing is counted on the payment but not posted,
+    so its amounts are taken off the counted totals.
     """
     live = Payment.status.in_([S.AUTHORIZED.value, S.SUCCEEDED.value])
-    refunded = func.coalesce(Payment.amount_refunded_minor, 0)
+    refunded = func.coalesce(Payment.amount_refunded_minor, 0) - func.coalesce(flight.c.refund, 0)
     waiting = and_(live, Payment.transfer_id.is_(None))
     released = and_(live, Payment.transfer_id.is_not(None))
-    # The release moved all of the captured money out (the split is check 4's business).
-    owed_back = func.coalesce(Payment.transfer_reversed_minor, 0) - refunded
-    return case((waiting, Payment.amount_captured_minor - refunded), (released, owed_back), else_=0)
+    came_back = (
+        func.coalesce(Payment.transfer_reversed_minor, 0)
+        - func.coalesce(flight.c.reversal, 0)
+        + func.coalesce(Payment.fee_refunded_minor, 0)
+        - func.coalesce(flight.c.fee, 0)
+    )
+    return case(
+        (waiting, Payment.amount_captured_minor - refunded),
+        (released, came_back - refunded),
+        else_=0,
+    )
 
 
 def _balance_of(prefix: str) -> Any:
@@ -188,15 +222,20 @@ def _balance_of(prefix: str) -> Any:
 async def escrow_off_status(session: AsyncSession) -> list[Problem]:
     hold = _balance_of(f"{AccountKind.HOLD.value}:")
     escrow = _balance_of(f"{AccountKind.ESCROW.value}:")
-    expected_hold, expected_escrow = _expected_hold(), _expected_escrow()
-    inner = select(
-        Payment.id,
-        Payment.status,
-        hold.label("hold"),
-        escrow.label("escrow"),
-        expected_hold.label("expected_hold"),
-        expected_escrow.label("expected_escrow"),
-    ).subquery()
+    flight = _in_flight()
+    expected_hold, expected_escrow = _expected_hold(), _expected_escrow(flight)
+    inner = (
+        select(
+            Payment.id,
+            Payment.status,
+            hold.label("hold"),
+            escrow.label("escrow"),
+            expected_hold.label("expected_hold"),
+            expected_escrow.label("expected_escrow"),
+        )
+        .outerjoin(flight, flight.c.payment_id == Payment.id)
+        .subquery()
+    )
     rows = await session.execute(
         select(inner).where(
             or_(inner.c.hold != inner.c.expected_hold, inner.c.escrow != inner.c.expected_escrow)
@@ -204,8 +243,8 @@ async def escrow_off_status(session: AsyncSession) -> list[Problem]:
     )
     return [
         Problem(
-            f"{status}: hold has {held} (expected {want_held}), "
-            f"escrow has {kept} (expected {want_kept})",
+            f"{status}: hold has {int(held)} (expected {int(want_held)}), "
+            f"escrow has {int(kept)} (expected {int(want_kept)})",
             payment_id,
         )
         for payment_id, status, held, kept, want_held, want_kept in rows
@@ -310,11 +349,48 @@ async def compare_with_provider(
             )
             if not page:
                 return
-            posted = await _posted_by_payment(session, [p.id for p in page])
+            ids = [p.id for p in page]
+            posted = await _posted_by_payment(session, ids)
+            flights = await _in_flight_by_payment(session, ids)
         truths = await _provider_truths(db, provider, page)
         for payment, truth in zip(page, truths, strict=True):
-            report.problems += _differences(payment.id, posted.get(payment.id), truth)
+            mine = posted.get(payment.id) or _Moved(0, 0, 0)
+            flight = flights.get(payment.id)
+            if flight is not None:
+                mine = _caught_up(mine, truth, flight, report.notes, payment.id)
+            report.problems += _differences(payment.id, mine, truth)
         after = page[-1].id
+
+
+async def _in_flight_by_payment(
+    session: AsyncSession, payment_ids: Sequence[str]
+) -> dict[str, _Moved]:
+    """Refunded and reversed by processing refunds: the provider may be that far ahead."""
+    flight = _in_flight()
+    rows = await session.execute(
+        select(flight.c.payment_id, flight.c.refund, flight.c.reversal).where(
+            flight.c.payment_id.in_(payment_ids)
+        )
+    )
+    return {pid: _Moved(0, int(refund), -int(reversal)) for pid, refund, reversal in rows}
+
+
+def _caught_up(mine: _Moved, truth: _Moved, flight: _Moved, notes: list[str], pid: str) -> _Moved:
+    """The ledger as it will be once processing refunds post what the provider already did:
+    a difference within what they counted is noted; anything beyond stays a problem."""
+    refunded, transferred = mine.refunded, mine.transferred
+    if (
+        refunded is not None
+        and truth.refunded is not None
+        and refunded <= truth.refunded <= refunded + (flight.refunded or 0)
+    ):
+        refunded = truth.refunded
+    if transferred + flight.transferred <= truth.transferred <= transferred:
+        transferred = truth.transferred
+    caught = _Moved(mine.captured, refunded, transferred)
+    if caught != mine:
+        notes.append(f"payment {pid}: a refund is processing; the provider has moved its part")
+    return caught
 
 
 async def _posted_by_payment(
@@ -371,8 +447,7 @@ async def _provider_truth(db: Database, provider: base.PaymentProvider, payment:
     return _Moved(intent.amount_received, refunded, transferred)
 
 
-def _differences(payment_id: str, posted: _Moved | None, truth: _Moved) -> list[Problem]:
-    ledger = posted or _Moved(0, 0, 0)
+def _differences(payment_id: str, ledger: _Moved, truth: _Moved) -> list[Problem]:
     pairs = [
         ("captured", ledger.captured, truth.captured),
         ("refunded", ledger.refunded, truth.refunded),

@@ -4,7 +4,8 @@ The payments service calls `post` with a draft in the transaction that
 applies the state change causing it; the journal writes it when that
 transaction commits (see `journal.py`). A draft's cause repeats the key of
 the provider call that moved the money (`capture:{payment_id}`), so posting
-the same movement again changes nothing.
+the same movement again changes nothing; a movement repeated per refund is
+keyed by the refund too (`by_refund`).
 
 Signs: positive flows into an account, negative out of it.
 
@@ -14,12 +15,14 @@ Signs: positive flows into an account, negative out of it.
 | capture           | hold -A, escrow +C, customer +(A-C) when less than A is captured |
 | cancel            | hold -A, customer +A (-1 payment)                                |
 | transfer          | escrow -(T+F), runner +T (+1 payment), platform_fees +F          |
-| reverse_transfer  | runner -T (-1 payment), escrow +T                                |
+| reverse_transfer  | runner -T (-1 payment with the last of it), escrow +T            |
 | fee_refund        | refunds -F, escrow +F                                            |
-| refund            | escrow -R, customer +R (-1 payment)                              |
+| refund            | escrow -R, customer +R (-1 payment with the last of it)          |
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, object_session
@@ -86,13 +89,16 @@ def transfer(*, payment_id: str, runner: str, transfer: Money, fee: Money) -> Dr
     )
 
 
-def reverse_transfer(*, payment_id: str, runner: str, amount: Money) -> Draft:
-    """The runner's transfer comes back to escrow, so it can be refunded."""
+def reverse_transfer(
+    *, payment_id: str, runner: str, amount: Money, completes: bool = True
+) -> Draft:
+    """The runner's transfer comes back to escrow, so it can be refunded; the runner's
+    payment count drops with the reversal that takes back the last of it (`completes`)."""
     return _draft(
         EntryKind.REVERSE_TRANSFER,
         payment_id,
         amount.currency,
-        Line(accounts.runner(runner), -amount.amount_minor, -1),
+        Line(accounts.runner(runner), -amount.amount_minor, -1 if completes else 0),
         Line(accounts.escrow(payment_id), amount.amount_minor),
     )
 
@@ -108,15 +114,24 @@ def fee_refund(*, payment_id: str, fee: Money) -> Draft:
     )
 
 
-def refund(*, payment_id: str, customer: str | None, amount: Money) -> Draft:
-    """Captured money goes back from escrow to the customer, who then paid for nothing."""
+def refund(
+    *, payment_id: str, customer: str | None, amount: Money, completes: bool = True
+) -> Draft:
+    """Captured money goes back from escrow to the customer, who paid for nothing once the
+    refund that gives back the last of it (`completes`) is posted."""
     return _draft(
         EntryKind.REFUND,
         payment_id,
         amount.currency,
         Line(accounts.escrow(payment_id), -amount.amount_minor),
-        Line(accounts.customer(customer), amount.amount_minor, -1),
+        Line(accounts.customer(customer), amount.amount_minor, -1 if completes else 0),
     )
+
+
+def by_refund(draft: Draft, refund_id: str) -> Draft:
+    """The same movement made for one refund of the payment: `{kind}:{payment_id}:{refund_id}`,
+    so each refund posts it once and none collides with a revert's `{kind}:{payment_id}`."""
+    return dataclasses.replace(draft, cause=f"{draft.cause}:{refund_id}")
 
 
 # --- posting -------------------------------------------------------------------------------

@@ -44,8 +44,11 @@ class Payment(Base):
     disputed: Mapped[bool] = mapped_column(Boolean, default=False)
     # The dispute that flagged the payment: one `payment.disputed` per dispute id.
     dispute_id: Mapped[str | None] = mapped_column(String(255))
-    # Reversed from the runner's transfer by someone other than payport (the dashboard).
+    # Reversed from the runner's transfer before any revert: by refunds (counted when sent,
+    # like `amount_refunded_minor`) and by someone other than payport (the dashboard).
     transfer_reversed_minor: Mapped[int | None] = mapped_column(BigInteger)
+    # The platform fee's share of refunds after the release, given back by the platform.
+    fee_refunded_minor: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from payport.errors import InvalidStatus, NotFound, PayportError
 from payport.messaging.envelope import Envelope
 from payport.payments import events, repository, service
@@ -23,6 +26,8 @@ from payport.payments.schemas import parse_revert
 from payport.payments.states import PaymentStatus
 from payport.providers import base
 from payport.providers.errors import to_payport_error, with_retries
+from payport.refunds.models import Refund
+from payport.refunds.states import RefundStatus
 
 log = logging.getLogger(__name__)
 S = PaymentStatus
@@ -52,7 +57,7 @@ async def revert(ctx: PaymentsContext, envelope: Envelope, source_ref: str | Non
                 service.answer(session, entry, events.REVERTED, events.reverted(payment)),
                 payment.id,
             )
-        problem = _revert_problem(payment)
+        problem = _revert_problem(payment) or await _refund_in_flight(session, payment)
         if problem is not None:
             return reject(
                 session, envelope, target, source_ref, problem, payment=payment, entry=entry
@@ -74,6 +79,24 @@ def _revert_problem(payment: Payment | None) -> PayportError | None:
     if payment.payment_status in (S.INITIATING, S.FAILED, S.REVERTED):
         return InvalidStatus(f"a {payment.status} payment cannot be reverted", field="status")
     return None
+
+
+async def _refund_in_flight(session: AsyncSession, payment: Payment | None) -> PayportError | None:
+    """A refund sent to the provider but not finished shares the transfer and the capture
+    with a revert; the revert waits until that refund is processed (it resumes on request)."""
+    if payment is None:
+        return None
+    processing = await session.scalar(
+        select(Refund.id)
+        .where(Refund.payment_id == payment.id, Refund.status == RefundStatus.PROCESSING.value)
+        .limit(1)
+    )
+    if processing is None:
+        return None
+    return InvalidStatus(
+        f"refund {processing} of this payment is processing; process it before reverting",
+        field="status",
+    )
 
 
 async def _undo_with_provider(

@@ -307,6 +307,7 @@ def record_outside_refund(
         payment_id=payment.id,
         customer=payment.customer_user_id,
         amount=Money(added, payment.currency),
+        completes=refunded_total_minor >= payment.amount_captured_minor,
     )
     ledger.post(session, _outside(refund, refunded_total_minor))
     return True
@@ -325,6 +326,7 @@ def record_outside_reversal(
         payment_id=payment.id,
         runner=payment.runner_id or "",
         amount=Money(added, payment.currency),
+        completes=reversed_total_minor >= payment.transfer_amount_minor,
     )
     ledger.post(session, _outside(reversal, reversed_total_minor))
     return True

@@ -22,6 +22,11 @@ class Refund(Base):
     reason: Mapped[str | None] = mapped_column(Text)  # the caller's words
     provider_reason: Mapped[str] = mapped_column(String(32))  # one of Stripe's reasons
     provider_refund_id: Mapped[str | None] = mapped_column(String(255))
+    # A refund of a released payment: the runner's share taken back first (its transfer
+    # reversal), and the platform fee's share; both zero before a release.
+    transfer_reversal_id: Mapped[str | None] = mapped_column(String(255))
+    transfer_reversal_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    fee_refund_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     requested_by: Mapped[str | None] = mapped_column(String(255))
     approved_by: Mapped[str | None] = mapped_column(String(255))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -45,3 +50,8 @@ class Refund(Base):
     def idempotency_key(self) -> str:
         """Distinct from a revert's `refund:{payment_id}`: payment ids are UUIDs, ours `rf_…`."""
         return f"refund:{self.id}"
+
+    @property
+    def reversal_idempotency_key(self) -> str:
+        """Distinct from a revert's `reverse_transfer:{payment_id}` in the same way."""
+        return f"reverse_transfer:{self.id}"

@@ -69,8 +69,12 @@ async def reject_refund(refund_id: str, request: Request, runtime: RuntimeDep) -
     return FastJSONResponse(view)
 
 
+# A refund still `processing` got no answer from the provider: processing again resumes it.
+_PROCESSED_STATUS = {"succeeded": 200, "failed": 402, "processing": 503}
+
+
 @router.post("/{refund_id}/process", summary="Execute an approved refund through the provider")
 async def process_refund(refund_id: str, runtime: RuntimeDep) -> JSONResponse:
-    view, succeeded = await service.process_refund(runtime.db, runtime.provider, refund_id)
+    view = await service.process_refund(runtime.db, runtime.provider, refund_id)
     runtime.outbox_ready.notify()
-    return FastJSONResponse(view, status_code=200 if succeeded else 402)
+    return FastJSONResponse(view, status_code=_PROCESSED_STATUS[view["status"]])

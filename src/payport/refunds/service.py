@@ -3,15 +3,21 @@
 The sum of a payment's reserving refunds (plus what was refunded outside them)
 never exceeds what was captured: each request is checked while the payment
 row is locked (FOR UPDATE on PostgreSQL; SQLite serializes writers). The
-provider call runs outside any transaction with the key `refund:{refund_id}`,
-so processing again after a crash repeats it harmlessly; its ledger entry is
-caused `refund:{payment_id}:{refund_id}`, so it posts once and never collides
-with a revert's `refund:{payment_id}`.
+provider calls run outside any transaction, each keyed by the refund: for a
+released payment first the reversal of the runner's share
+(`reverse_transfer:{refund_id}`, recorded as soon as it is answered), then the
+refund itself (`refund:{refund_id}`). Processing again after a crash resumes
+with the same keys; an answer that never came (retries exhausted) leaves the
+refund `processing` for that. Its ledger entries are caused
+`{kind}:{payment_id}:{refund_id}`, so they post once and never collide with a
+revert's `{kind}:{payment_id}`. How the refund is shared out: `split.py`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +28,6 @@ from payport.billing.clock import new_id
 from payport.billing.schemas import InvalidRequest
 from payport.db import Database, utcnow
 from payport.errors import InvalidStatus, NotFound, PayportError
-from payport.ledger import accounts
-from payport.ledger import service as ledger
-from payport.ledger.drafts import Draft, EntryKind, Line
 from payport.messaging.outbox import emit
 from payport.payments import repository as payments
 from payport.payments.models import Payment
@@ -32,11 +35,13 @@ from payport.payments.revert import refund_reason
 from payport.payments.states import PaymentStatus
 from payport.providers import base
 from payport.providers.errors import to_payport_error, with_retries
+from payport.refunds import split
 from payport.refunds.models import Refund
 from payport.refunds.schemas import RefundBody, requested_minor
 from payport.refunds.states import RESERVING, RefundStatus, check_refund_move
 from payport.refunds.views import refund_view
 
+log = logging.getLogger(__name__)
 R = RefundStatus
 # Refunds already in the payment's refunded total: counted when sent to the provider, so a
 # `charge.refunded` webhook that overtakes our own commit finds nothing new to post.
@@ -73,11 +78,8 @@ def _refund_problem(payment: Payment | None) -> PayportError | None:
             f"only a captured payment can be refunded; this one is {payment.status}",
             field="payment_id",
         )
-    if payment.transfer_id is not None:
-        return InvalidStatus(
-            "this payment was released to a runner; revert it to take the transfer back",
-            field="payment_id",
-        )
+    if payment.revert_reason is not None:
+        return InvalidStatus("a revert of this payment is under way", field="payment_id")
     return None
 
 
@@ -161,7 +163,7 @@ async def start_processing(session: AsyncSession, refund: Refund) -> Payment:
     assert payment is not None
     if refund.refund_status is not R.PROCESSING:
         refund.status = check_refund_move(refund.refund_status, R.PROCESSING).value
-        payment.amount_refunded_minor += refund.amount_minor  # see COUNTED
+        split.count(payment, refund)  # see COUNTED
     return payment
 
 
@@ -186,17 +188,30 @@ async def call_provider(
     )
 
 
-def refund_entry(payment: Payment, refund: Refund, *, completes: bool) -> Draft:
-    """Escrow back to the customer; the customer's payment count drops only when all of the
-    capture has been given back."""
-    lines = (
-        Line(accounts.escrow(payment.id), -refund.amount_minor),
-        Line(
-            accounts.customer(payment.customer_user_id), refund.amount_minor, -1 if completes else 0
-        ),
+async def call_reversal(
+    provider: base.PaymentProvider, refund: Refund, transfer_id: str
+) -> base.TransferReversalView:
+    return await with_retries(
+        lambda: provider.create_transfer_reversal(
+            transfer_id,
+            amount_minor=refund.transfer_reversal_minor,
+            idempotency_key=refund.reversal_idempotency_key,
+        )
     )
-    cause = f"{EntryKind.REFUND.value}:{payment.id}:{refund.id}"
-    return Draft(cause, EntryKind.REFUND, payment.id, refund.currency, lines)
+
+
+async def record_reversal(db: Database, refund_id: str, reversal_id: str) -> Refund:
+    """Remember the reversal at once: a refund resumed after a crash does not ask again."""
+    async with db.transaction() as session:
+        refund = await get_refund(session, refund_id, for_update=True)
+        if refund.refund_status is R.PROCESSING and refund.transfer_reversal_id is None:
+            refund.transfer_reversal_id = reversal_id
+        return refund
+
+
+def _outcome_unknown(error: base.ProviderError | None) -> bool:
+    """Retries ran out without an answer: the provider may have acted, so nothing is undone."""
+    return isinstance(error, base.ProviderTransientError)
 
 
 async def finish(
@@ -207,46 +222,77 @@ async def finish(
     result: base.RefundView | None,
     error: base.ProviderError | None,
 ) -> None:
-    """Record the provider's answer once (a second finisher finds it done)."""
-    if refund.refund_status is not R.PROCESSING:
+    """Record the provider's answer once (a second finisher finds it done).
+
+    A reversal that happened is posted even when the refund then failed: the runner's
+    share is back in escrow, and a later refund or revert takes that into account.
+    """
+    if refund.refund_status is not R.PROCESSING or _outcome_unknown(error):
         return
     refund.processed_at = utcnow()
+    others = await split.in_flight(session, payment.id, besides=refund.id)
+    reversed_ = refund.transfer_reversal_id is not None
+    if reversed_:
+        split.post_reversal(session, payment, refund, others)
     if result is None:
         assert error is not None
         failure = to_payport_error(error)
         refund.status = check_refund_move(R.PROCESSING, R.FAILED).value
         refund.failure_code, refund.failure_message = failure.code, str(failure)
-        payment.amount_refunded_minor -= refund.amount_minor  # never reached the customer
+        split.uncount_refund(payment, refund)  # never reached the customer
+        if not reversed_:
+            split.uncount_reversal(payment, refund)
         _event(session, "refund.failed", refund)
         return
     refund.status = check_refund_move(R.PROCESSING, R.SUCCEEDED).value
     refund.provider_refund_id = result.id
-    completes = payment.amount_refunded_minor >= payment.amount_captured_minor
-    ledger.post(session, refund_entry(payment, refund, completes=completes))
+    split.post_refund(session, payment, refund, others)
     _event(session, "refund.succeeded", refund)
+
+
+async def _execute(
+    db: Database, provider: base.PaymentProvider, refund: Refund, sources: _Sources
+) -> tuple[base.RefundView | None, base.ProviderError | None]:
+    """The provider calls, outside any transaction: the reversal (unless recorded), then the
+    refund; the refund is not sent if the reversal failed."""
+    try:
+        if refund.transfer_reversal_minor and refund.transfer_reversal_id is None:
+            reversal = await call_reversal(provider, refund, sources.transfer_id or "")
+            refund = await record_reversal(db, refund.id, reversal.id)
+        return await call_provider(provider, refund, sources.intent_id or ""), None
+    except base.ProviderError as exc:
+        return None, exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """Where the money comes from, read in the first transaction."""
+
+    intent_id: str | None
+    transfer_id: str | None
 
 
 async def process_refund(
     db: Database, provider: base.PaymentProvider, refund_id: str
-) -> tuple[dict[str, Any], bool]:
-    """Approved -> processing -> provider call (no transaction open) -> succeeded or failed.
+) -> dict[str, Any]:
+    """Approved -> processing -> provider calls (no transaction open) -> succeeded or failed.
 
-    Returns the refund's view and whether it succeeded; a finished refund is answered
-    as it is, and one left processing by a crash is resumed with the same key.
+    Returns the refund's view; a finished refund is answered as it is, and one left
+    processing (a crash, no answer) is resumed with the same keys.
     """
     async with db.transaction() as session:
         refund = await get_refund(session, refund_id, for_update=True)
         if refund.refund_status in (R.SUCCEEDED, R.FAILED):
-            return refund_view(refund), refund.refund_status is R.SUCCEEDED
+            return refund_view(refund)
         payment = await start_processing(session, refund)
-        intent_id = payment.payment_intent_id or ""
-    result: base.RefundView | None = None
-    error: base.ProviderError | None = None
-    try:
-        result = await call_provider(provider, refund, intent_id)
-    except base.ProviderError as exc:
-        error = exc
+        sources = _Sources(payment.payment_intent_id, payment.transfer_id)
+    result, error = await _execute(db, provider, refund, sources)
+    if error is not None:
+        log.warning(
+            "refund provider call failed refund_id=%s payment_id=%s code=%s",
+            refund_id, refund.payment_id, error.code,
+        )  # fmt: skip
     async with db.transaction() as session:
         refund = await get_refund(session, refund_id, for_update=True)
         await finish(session, refund, await payment_of(session, refund), result=result, error=error)
-        return refund_view(refund), refund.refund_status is R.SUCCEEDED
+        return refund_view(refund)
