@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_invoice_payments"
-down_revision: str | None = "0009_billing_more"
+down_revision: str | None = "0010_refund_reversals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
