@@ -28,9 +28,10 @@ from payport.messaging.lease import hold_lease, release_lease
 from payport.messaging.local import relay_once
 from payport.messaging.transport import build_transport
 from payport.payments.handlers import PaymentsContext
-from payport.payments.reconcile import HeldBatch, reconcile
+from payport.payments.reconcile import HeldBatch, Progress, Summary, reconcile
 from payport.providers.base import PaymentProvider
 from payport.providers.sandbox import SandboxProvider, SandboxWebhookDeliverer
+from payport.refunds import service as refunds
 from payport.webhooks.receive import receive_webhook
 from payport.webhooks.service import EventRecorder, WebhookProcessor, merge_handlers
 
@@ -291,10 +292,26 @@ class Runtime:
             await asyncio.sleep(every_s)
             try:
                 if await hold_lease(self.db, "reconcile", self.holder, ttl_s=every_s + 60):
-                    summary = await reconcile(self.ctx, older_than=older_than, held=held)
+                    summary = await self.heal(older_than=older_than, held=held)
                     held = HeldBatch(RECONCILE_HELD_BATCH, after=summary.held_next)
             except Exception:
                 log.exception("reconcile failed; will retry next interval")
+
+    async def heal(
+        self,
+        *,
+        older_than: timedelta,
+        held: HeldBatch | None = None,
+        on_progress: Progress | None = None,
+    ) -> Summary:
+        """One reconcile pass: payments left half-way, then refunds left processing."""
+        summary = await reconcile(
+            self.ctx, older_than=older_than, held=held, on_progress=on_progress
+        )
+        summary.counts.update(
+            await refunds.resume_processing(self.db, self.provider, older_than=older_than)
+        )
+        return summary
 
     async def _loop(
         self, step: Callable[[], Awaitable[int]], signal: Signal | None, *, gather_s: float = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -249,3 +250,28 @@ async def test_a_real_mismatch_is_still_named_while_a_refund_is_processing(
     report = await check(harness.runtime.db)
     assert report.payment_ids == [payment_id]
     assert "escrow has 20000 (expected 19999)" in str(report.problems[0])
+
+
+async def test_reconcile_finishes_a_refund_left_processing_once_it_is_old_enough(
+    harness: Harness,
+) -> None:
+    payment_id, refund_id = await processing_refund(harness, 5000)
+    young = await harness.runtime.heal(older_than=timedelta(minutes=10))
+    assert young.counts["refund_succeeded"] == 0  # may still be in flight: left alone
+    assert (await harness.client.get(f"/api/v1/refunds/{refund_id}")).json()["status"] == (
+        "processing"
+    )
+    healed = await harness.runtime.heal(older_than=timedelta(0))
+    assert healed.counts["refund_succeeded"] == 1 and healed.healed >= 1
+    assert (await harness.client.get(f"/api/v1/refunds/{refund_id}")).json()["status"] == (
+        "succeeded"
+    )
+    again = await harness.runtime.heal(older_than=timedelta(0))
+    assert again.counts["refund_succeeded"] == 0  # finished: nothing to resume
+    await harness.drain()
+    report = await check(harness.runtime.db, provider=harness.runtime.provider)
+    assert report.ok, [str(problem) for problem in report.problems]
+    stored = (await harness.client.get(f"/api/v1/payments/{payment_id}")).json()
+    assert stored["amount_refunded"] == 5000
+    types = [event["type"] for event in await harness.all_events()]
+    assert types.count("refund.succeeded") == 1

@@ -52,6 +52,8 @@ HEALING_ACTIONS = frozenset(
         "revert_completed",
         "revert_failed",
         "answered",
+        "refund_succeeded",  # refunds a crash left processing (refunds.service.resume_processing)
+        "refund_failed",
     }
 )
 

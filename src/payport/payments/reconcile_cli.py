@@ -41,7 +41,7 @@ OlderThan = Annotated[
 
 @reconcile_app.command("reconcile")
 def reconcile_command(older_than: OlderThan = "10m") -> None:
-    """Ask the provider about every payment left half-way, and heal it."""
+    """Ask the provider about every payment (and refund) left half-way, and heal it."""
     age = parse_duration(older_than)
     try:
         settings = load_settings()
@@ -55,7 +55,6 @@ def reconcile_command(older_than: OlderThan = "10m") -> None:
 
 
 async def _run(settings: Settings, older_than: timedelta) -> Summary:
-    from payport.payments.reconcile import reconcile
     from payport.runtime import Runtime  # only now: it brings up a provider
 
     runtime = Runtime(settings)
@@ -66,7 +65,7 @@ async def _run(settings: Settings, older_than: timedelta) -> Summary:
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            return await reconcile(runtime.ctx, older_than=older_than, on_progress=advance)
+            return await runtime.heal(older_than=older_than, on_progress=advance)
     finally:
         await runtime.stop()
 

@@ -16,9 +16,10 @@ revert's `{kind}:{payment_id}`. How the refund is shared out: `split.py`.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -296,3 +297,33 @@ async def process_refund(
         refund = await get_refund(session, refund_id, for_update=True)
         await finish(session, refund, await payment_of(session, refund), result=result, error=error)
         return refund_view(refund)
+
+
+async def resume_processing(
+    db: Database, provider: base.PaymentProvider, *, older_than: timedelta, limit: int = 100
+) -> Counter[str]:
+    """Finish refunds a crash or a lost answer left `processing`, with their own keys.
+
+    Only those untouched for `older_than`, so a call still in flight is not sent twice at
+    once; counted per outcome (`refund_succeeded`, `refund_failed`, `refund_processing`).
+    """
+    cutoff = utcnow() - older_than
+    async with db.read() as session:
+        stuck = list(
+            await session.scalars(
+                select(Refund.id)
+                .where(Refund.status == R.PROCESSING.value, Refund.updated_at < cutoff)
+                .order_by(Refund.updated_at)
+                .limit(limit)
+            )
+        )
+    counts: Counter[str] = Counter()
+    for refund_id in stuck:
+        try:
+            view = await process_refund(db, provider, refund_id)
+        except PayportError:
+            log.exception("resuming refund failed refund_id=%s", refund_id)
+            counts["errors"] += 1
+            continue
+        counts[f"refund_{view['status']}"] += 1
+    return counts
