@@ -24,7 +24,7 @@ from payport.billing.models import Invoice, Plan, Subscription
 from payport.billing.states import InvoiceStatus, SubscriptionStatus
 from payport.payments.models import Payment
 from payport.refunds.models import Refund
-from payport.usage.models import UsageRecord
+from payport.usage.rollups import record_count
 
 Sub = SubscriptionStatus
 PAYING = (Sub.ACTIVE.value, Sub.PAST_DUE.value)
@@ -183,11 +183,10 @@ async def _counts(
 
 
 async def overall(session: AsyncSession) -> dict[str, Any]:
-    usage_records = await session.scalar(select(func.count()).select_from(UsageRecord))
     return {
         "payments": await _counts(session, Payment.status, Payment.amount_minor, Payment.currency),
         "invoices": await _counts(session, Invoice.status, Invoice.total_minor, Invoice.currency),
         "refunds": await _counts(session, Refund.status, Refund.amount_minor, Refund.currency),
         "subscriptions": await _by_status(session),
-        "usage_records": int(usage_records or 0),
+        "usage_records": await record_count(session),
     }

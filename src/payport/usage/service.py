@@ -2,6 +2,8 @@
 
 A batch is one multi-row INSERT … ON CONFLICT (event_id) DO NOTHING: a
 re-sent event is counted as a duplicate and changes nothing, in any order.
+The records really inserted are folded into hourly rollups (rollups.py) in
+the same transaction; summaries read those.
 Usage is billed in arrears: the cycle invoice that starts a period carries
 the metered lines of the period that just ended.
 """
@@ -11,17 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from operator import itemgetter
+from typing import Any, cast
 
-from sqlalchemy import Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing.clock import Clock, new_id, time_of
 from payport.billing.models import InvoiceLine, Plan, Subscription
 from payport.billing.schemas import InvalidRequest, as_utc
 from payport.errors import NotFound
+from payport.usage import rollups
 from payport.usage.models import Aggregation, MeteredPrice, UsageRecord
+from payport.usage.rollups import Recorded
 from payport.usage.schemas import MeteredPriceBody, UsageEventBody, unit_minor
 
 
@@ -64,7 +68,7 @@ async def record_usage(
 ) -> Ingested:
     subscriptions = await _subscriptions(session, events)
     now: dict[str, datetime] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for event in events:
         subscription = subscriptions[event.subscription_id]
         if event.timestamp is None and subscription.id not in now:
@@ -80,60 +84,36 @@ async def record_usage(
                 "created_at": moment,
             }
         )
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # One lock order for every writer: two batches sharing event ids wait on each other's
+    # inserts in event-id order, never in a cycle (a stable sort keeps the first of a repeat).
+    rows.sort(key=itemgetter("event_id"))
+    inserted = await _insert_new(session, rows)
+    await rollups.add_records(session, inserted)
+    return Ingested(accepted=len(inserted), duplicates=len(rows) - len(inserted))
+
+
+async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Recorded]:
+    """Insert the records whose event id is new; the inserted ones, as stored."""
+    insert = rollups.dialect_insert(session.get_bind().dialect.name)
     table = cast(Table, UsageRecord.__table__)
     # executemany: one cached statement, batched by SQLAlchemy's insertmanyvalues.
-    statement = (insert(table).on_conflict_do_nothing(index_elements=["event_id"])).returning(
-        table.c.event_id
-    )
-    inserted = len((await session.execute(statement, rows)).all())
-    return Ingested(accepted=inserted, duplicates=len(rows) - inserted)
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(table.c.id, table.c.subscription_id, table.c.metric, table.c.quantity,
+                   table.c.recorded_at)
+    )  # fmt: skip
+    return [Recorded(*row) for row in await session.execute(statement, rows)]
 
 
 async def aggregate(
     session: AsyncSession, subscription_id: str, *, start: datetime, end: datetime
 ) -> dict[str, Totals]:
     """Per metric over [start, end): sum, max, count, and the last record's quantity."""
-    in_period = (
-        UsageRecord.subscription_id == subscription_id,
-        UsageRecord.recorded_at >= start,
-        UsageRecord.recorded_at < end,
-    )
-    totals = await session.execute(
-        select(
-            UsageRecord.metric,
-            func.sum(UsageRecord.quantity),
-            func.max(UsageRecord.quantity),
-            func.count(),
-        )
-        .where(*in_period)
-        .group_by(UsageRecord.metric)
-    )
-    ranked = (
-        select(
-            UsageRecord.metric,
-            UsageRecord.quantity,
-            func.row_number()
-            .over(
-                partition_by=UsageRecord.metric,
-                order_by=(UsageRecord.recorded_at.desc(), UsageRecord.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(*in_period)
-        .subquery()
-    )
-    last = dict(
-        (
-            await session.execute(
-                select(ranked.c.metric, ranked.c.quantity).where(ranked.c.rank == 1)
-            )
-        ).all()
-    )
+    parts = await rollups.summarize(session, subscription_id, start=start, end=end)
     return {
-        metric: Totals(sum=int(total), max=int(top), count=int(count), last=int(last[metric]))
-        for metric, total, top, count in totals.all()
+        metric: Totals(sum=part.sum, max=part.max, count=part.count, last=part.last)
+        for metric, part in parts.items()
     }
 
 
