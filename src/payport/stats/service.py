@@ -1,4 +1,7 @@
-"""Statistics as SQL aggregates over payments, invoices, refunds, subscriptions and usage.
+"""Statistics as SQL aggregates over payments, invoices, refunds and subscriptions.
+
+Usage is never scanned here: the record count is read from the rollups'
+count rows (usage/rollups.py).
 
 Revenue is money collected, per currency: captured payments (less what was
 refunded from them), bucketed by the payment's creation day, plus paid
@@ -168,25 +171,32 @@ async def subscription_stats(session: AsyncSession, *, window: Window) -> dict[s
     }
 
 
-async def _counts(
-    session: AsyncSession, status: Any, amount: Any, currency: Any
-) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(status, currency, func.count(), func.coalesce(func.sum(amount), 0))
-        .group_by(status, currency)
-        .order_by(status, currency)
-    )
-    return [
-        {"status": s, "currency": c, "count": int(n), "amount_minor": int(total)}
-        for s, c, n, total in rows.all()
-    ]
+def _by_status_and_currency(kind: str, status: Any, amount: Any, currency: Any) -> Any:
+    return select(
+        literal(kind).label("kind"), status.label("status"), currency.label("currency"),
+        func.count().label("count"), func.coalesce(func.sum(amount), 0).label("amount"),
+    ).group_by(status, currency)  # fmt: skip
+
+
+async def _money_counts(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
+    """Payments, invoices and refunds by status and currency, in one round trip."""
+    both = union_all(
+        _by_status_and_currency("payments", Payment.status, Payment.amount_minor,
+                                Payment.currency),
+        _by_status_and_currency("invoices", Invoice.status, Invoice.total_minor,
+                                Invoice.currency),
+        _by_status_and_currency("refunds", Refund.status, Refund.amount_minor, Refund.currency),
+    ).subquery()  # fmt: skip
+    rows = await session.execute(select(both).order_by(both.c.kind, both.c.status, both.c.currency))
+    counts: dict[str, list[dict[str, Any]]] = {"payments": [], "invoices": [], "refunds": []}
+    for kind, status, code, count, total in rows.all():
+        counts[kind].append({"status": status, "currency": code, "count": int(count),
+                             "amount_minor": int(total)})  # fmt: skip
+    return counts
 
 
 async def overall(session: AsyncSession) -> dict[str, Any]:
-    return {
-        "payments": await _counts(session, Payment.status, Payment.amount_minor, Payment.currency),
-        "invoices": await _counts(session, Invoice.status, Invoice.total_minor, Invoice.currency),
-        "refunds": await _counts(session, Refund.status, Refund.amount_minor, Refund.currency),
+    return await _money_counts(session) | {
         "subscriptions": await _by_status(session),
         "usage_records": await record_count(session),
     }

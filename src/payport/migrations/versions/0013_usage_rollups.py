@@ -1,4 +1,4 @@
-"""usage: hourly rollups and a record count, kept with the records; backfilled from existing records
+"""usage: hourly rollups and a record count, kept with the records, backfilled from existing records; indexes for the window reads of statistics
 
 Revision ID: 0013_usage_rollups
 Revises: 0009_billing_more
@@ -42,11 +42,19 @@ def upgrade() -> None:
         sa.Column("records", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("bucket", name=op.f("pk_usage_record_counts")),
     )
+    op.create_index("ix_billing_subscriptions_started_at", "billing_subscriptions", ["started_at"])
+    op.create_index("ix_billing_subscriptions_ended_at", "billing_subscriptions", ["ended_at"])
+    op.create_index(
+        "ix_billing_invoices_status_paid_at", "billing_invoices", ["status", "paid_at"]
+    )
     if not context.is_offline_mode():
         # Records from before the rollups: summaries and the overall count read only rollups.
         rebuild(op.get_bind())
 
 
 def downgrade() -> None:
+    op.drop_index("ix_billing_invoices_status_paid_at", table_name="billing_invoices")
+    op.drop_index("ix_billing_subscriptions_ended_at", table_name="billing_subscriptions")
+    op.drop_index("ix_billing_subscriptions_started_at", table_name="billing_subscriptions")
     op.drop_table("usage_record_counts")
     op.drop_table("usage_rollups")
