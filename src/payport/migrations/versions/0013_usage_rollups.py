@@ -44,9 +44,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_billing_subscriptions_started_at", "billing_subscriptions", ["started_at"])
     op.create_index("ix_billing_subscriptions_ended_at", "billing_subscriptions", ["ended_at"])
-    op.create_index(
-        "ix_billing_invoices_status_paid_at", "billing_invoices", ["status", "paid_at"]
-    )
+    op.create_index("ix_billing_invoices_status_paid_at", "billing_invoices", ["status", "paid_at"])
     if not context.is_offline_mode():
         # Records from before the rollups: summaries and the overall count read only rollups.
         rebuild(op.get_bind())
