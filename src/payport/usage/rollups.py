@@ -21,11 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Select,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,20 +50,9 @@ COUNTS = cast(Table, UsageRecordCount.__table__)
 RECORDS = cast(Table, UsageRecord.__table__)
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """A usage record as stored (after the insert that really wrote it)."""
-
-    id: int
-    subscription_id: str
-    metric: str
-    quantity: int
-    recorded_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Part:
-    """Some records of one metric folded together; parts merge in any order."""
+    """Some records of one metric folded together; parts absorb each other in any order."""
 
     sum: int
     max: int
@@ -70,22 +62,13 @@ class Part:
     last_id: int
     last: int  # the quantity of the record with the greatest (recorded_at, id)
 
-    @classmethod
-    def of(cls, record: Recorded) -> Part:
-        at, quantity = record.recorded_at, record.quantity
-        return cls(quantity, quantity, 1, at, at, record.id, quantity)
-
-    def merged(self, other: Part) -> Part:
-        later = other if (other.last_at, other.last_id) > (self.last_at, self.last_id) else self
-        return Part(
-            sum=self.sum + other.sum,
-            max=max(self.max, other.max),
-            count=self.count + other.count,
-            first_at=min(self.first_at, other.first_at),
-            last_at=later.last_at,
-            last_id=later.last_id,
-            last=later.last,
-        )
+    def absorb(self, other: Part) -> None:
+        self.sum += other.sum
+        self.max = max(self.max, other.max)
+        self.count += other.count
+        self.first_at = min(self.first_at, other.first_at)
+        if (other.last_at, other.last_id) > (self.last_at, self.last_id):
+            self.last_at, self.last_id, self.last = other.last_at, other.last_id, other.last
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -94,42 +77,80 @@ def hour_of(moment: datetime) -> datetime:
 
 def merge_into(parts: dict[str, Part], metric: str, part: Part) -> None:
     found = parts.get(metric)
-    parts[metric] = part if found is None else found.merged(part)
+    if found is None:
+        parts[metric] = part
+    else:
+        found.absorb(part)
 
 
 # Ingest.
 
 
-async def add_records(session: AsyncSession, records: Sequence[Recorded]) -> None:
-    """Fold records this transaction inserted into their hours' rows and the record count."""
-    if not records:
+async def add_records(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Fold the records this transaction inserted (by id) into their hours' rows and the count.
+
+    The database folds them (one statement reading the fresh rows back by primary
+    key): it is cheaper than folding in Python and sending the rows over.
+    """
+    if not ids:
         return
-    folded: dict[tuple[str, datetime, str], Part] = {}
-    for record in records:
-        key = (record.subscription_id, hour_of(record.recorded_at), record.metric)
-        part = Part.of(record)
-        folded[key] = folded[key].merged(part) if key in folded else part
     dialect = session.get_bind().dialect.name
-    rows = [_rollup_row(key, part) for key, part in sorted(folded.items())]
-    await session.execute(_rollup_upsert(dialect), rows)
-    bucket = min(record.id for record in records) % COUNT_BUCKETS
-    await session.execute(_count_upsert(dialect), [{"bucket": bucket, "records": len(records)}])
+    first, last = min(ids), max(ids)
+    await session.execute(_fold_inserted(dialect), {"ids": list(ids), "first": first, "last": last})
+    bucket = first % COUNT_BUCKETS
+    await session.execute(_count_upsert(dialect), [{"bucket": bucket, "records": len(ids)}])
 
 
-def _rollup_row(key: tuple[str, datetime, str], part: Part) -> dict[str, Any]:
-    subscription_id, hour_start, metric = key
-    return {
-        "subscription_id": subscription_id,
-        "hour_start": hour_start,
-        "metric": metric,
-        "quantity_sum": part.sum,
-        "quantity_max": part.max,
-        "record_count": part.count,
-        "first_at": part.first_at,
-        "last_at": part.last_at,
-        "last_id": part.last_id,
-        "last_quantity": part.last,
-    }
+_COLUMNS = ("subscription_id", "hour_start", "metric", "quantity_sum", "quantity_max",
+            "record_count", "first_at", "last_at", "last_id", "last_quantity")  # fmt: skip
+
+
+def _folded(dialect: str, which: ColumnElement[bool]) -> Select[Any]:
+    """The `which` records as rollup rows (in _COLUMNS order), in key order: the order in
+    which an upsert of them locks rows, the same for every writer."""
+    u = RECORDS.c
+    hour = _hour_in_sql(dialect, u.recorded_at)
+    ranked = (
+        select(
+            u.subscription_id, hour.label("hour_start"), u.metric, u.quantity, u.recorded_at,
+            u.id,
+            func.row_number()
+            .over(partition_by=(u.subscription_id, hour, u.metric),
+                  order_by=(u.recorded_at.desc(), u.id.desc()))
+            .label("rank"),
+        )
+        .where(which)
+        .subquery()
+    )  # fmt: skip
+    k = ranked.c
+    latest = k.rank == 1
+    key = (k.subscription_id, k.hour_start, k.metric)
+    return (
+        select(
+            *key, func.sum(k.quantity), func.max(k.quantity), func.count(),
+            func.min(k.recorded_at), func.max(k.recorded_at),
+            func.max(case((latest, k.id))), func.max(case((latest, k.quantity))),
+        )
+        .where(true())  # SQLite needs a WHERE in an INSERT … SELECT … ON CONFLICT
+        .group_by(*key)
+        .order_by(*key)
+    )  # fmt: skip
+
+
+def _just_inserted(dialect: str) -> ColumnElement[bool]:
+    """The records whose ids are `ids` (all between `first` and `last`)."""
+    u = RECORDS.c
+    if dialect == "postgresql":
+        # One array parameter keeps one prepared statement for any batch size; the id range
+        # keeps its plan a primary-key range scan even before the table has statistics.
+        ids = bindparam("ids", type_=postgresql.ARRAY(BigInteger))
+        return and_(u.id.between(bindparam("first"), bindparam("last")), u.id == any_(ids))
+    return u.id.in_(bindparam("ids", expanding=True))
+
+
+@functools.cache
+def _fold_inserted(dialect: str) -> Any:
+    return _upsert_rollups(dialect, _folded(dialect, _just_inserted(dialect)))
 
 
 def dialect_insert(dialect: str) -> Any:
@@ -145,10 +166,9 @@ def _smaller(dialect: str, a: Any, b: Any) -> ColumnElement[Any]:
     return func.least(a, b) if dialect == "postgresql" else func.min(a, b)
 
 
-@functools.cache
-def _rollup_upsert(dialect: str) -> Any:
-    """Add a folded part to its row: every SET reads the row as it was before the update."""
-    statement = dialect_insert(dialect)(ROLLUPS)
+def _upsert_rollups(dialect: str, rows: Select[Any]) -> Any:
+    """Add each folded row to its rollup row: every SET reads the row as it was before."""
+    statement = dialect_insert(dialect)(ROLLUPS).from_select(list(_COLUMNS), rows)
     new, old = statement.excluded, ROLLUPS.c
     later = or_(
         new.last_at > old.last_at, and_(new.last_at == old.last_at, new.last_id > old.last_id)
@@ -293,25 +313,7 @@ def rebuild(connection: Connection) -> None:
     dialect = connection.dialect.name
     connection.execute(delete(ROLLUPS))
     connection.execute(delete(COUNTS))
-    u = RECORDS.c
-    hour = _hour_in_sql(dialect, u.recorded_at)
-    ranked = select(
-        u.subscription_id, hour.label("hour_start"), u.metric, u.quantity, u.recorded_at, u.id,
-        func.row_number()
-        .over(partition_by=(u.subscription_id, hour, u.metric),
-              order_by=(u.recorded_at.desc(), u.id.desc()))
-        .label("rank"),
-    ).subquery()  # fmt: skip
-    k = ranked.c
-    latest = k.rank == 1
-    folded = select(
-        k.subscription_id, k.hour_start, k.metric, func.sum(k.quantity), func.max(k.quantity),
-        func.count(), func.min(k.recorded_at), func.max(k.recorded_at),
-        func.max(case((latest, k.id))), func.max(case((latest, k.quantity))),
-    ).group_by(k.subscription_id, k.hour_start, k.metric)  # fmt: skip
-    columns = ["subscription_id", "hour_start", "metric", "quantity_sum", "quantity_max",
-               "record_count", "first_at", "last_at", "last_id", "last_quantity"]  # fmt: skip
-    connection.execute(insert(ROLLUPS).from_select(columns, folded))
+    connection.execute(_upsert_rollups(dialect, _folded(dialect, true())))
     total = select(literal(0), func.count()).select_from(RECORDS)
     connection.execute(insert(COUNTS).from_select(["bucket", "records"], total))
 

@@ -25,7 +25,6 @@ from payport.billing.schemas import InvalidRequest, as_utc
 from payport.errors import NotFound
 from payport.usage import rollups
 from payport.usage.models import Aggregation, MeteredPrice, UsageRecord
-from payport.usage.rollups import Recorded
 from payport.usage.schemas import MeteredPriceBody, UsageEventBody, unit_minor
 
 
@@ -92,18 +91,15 @@ async def record_usage(
     return Ingested(accepted=len(inserted), duplicates=len(rows) - len(inserted))
 
 
-async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Recorded]:
-    """Insert the records whose event id is new; the inserted ones, as stored."""
+async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the records whose event id is new; the ids of those inserted."""
     insert = rollups.dialect_insert(session.get_bind().dialect.name)
     table = cast(Table, UsageRecord.__table__)
     # executemany: one cached statement, batched by SQLAlchemy's insertmanyvalues.
     statement = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(table.c.id, table.c.subscription_id, table.c.metric, table.c.quantity,
-                   table.c.recorded_at)
-    )  # fmt: skip
-    return [Recorded(*row) for row in await session.execute(statement, rows)]
+        insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id)
+    )
+    return list((await session.scalars(statement, rows)).all())
 
 
 async def aggregate(
