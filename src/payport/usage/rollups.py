@@ -198,10 +198,12 @@ def _count_upsert(dialect: str) -> Any:
 # Reads.
 
 
+_RECORD_COUNT = select(func.coalesce(func.sum(COUNTS.c.records), 0))
+
+
 async def record_count(session: AsyncSession) -> int:
     """Every usage record, counted from the count rows."""
-    total = await session.scalar(select(func.coalesce(func.sum(COUNTS.c.records), 0)))
-    return int(total or 0)
+    return int(await session.scalar(_RECORD_COUNT) or 0)
 
 
 async def summarize(
