@@ -112,6 +112,13 @@ async def test_subscription_stats_mrr_arr_new_churned(harness: Harness) -> None:
 async def test_overall_stats_and_info(harness: Harness) -> None:
     await seed(harness)
     body = (await harness.client.get("/api/v1/stats")).json()
+    assert body["payments"] == [  # amount_minor is what was asked: 1000 when nothing captured
+        {"status": "AUTHORIZED", "currency": "usd", "count": 1, "amount_minor": 1000},
+        {"status": "REVERTED", "currency": "usd", "count": 1, "amount_minor": 1500},
+        {"status": "SUCCEEDED", "currency": "eur", "count": 1, "amount_minor": 4000},
+        {"status": "SUCCEEDED", "currency": "usd", "count": 3, "amount_minor": 2000 + 3000 + 9999},
+    ]
+    assert body["usage_records"] == 0
     assert body["subscriptions"] == {"active": 2, "canceled": 1, "past_due": 1, "trialing": 1}
     assert {"status": "succeeded", "currency": "usd", "count": 1, "amount_minor": 500} in body[
         "refunds"

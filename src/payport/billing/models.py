@@ -87,6 +87,9 @@ class Subscription(Base):
         Index("ix_billing_subscriptions_user_id", "user_id"),
         Index("ix_billing_subscriptions_status_period_end", "status", "current_period_end"),
         Index("ix_billing_subscriptions_test_clock_id", "test_clock_id"),
+        # Statistics: subscriptions new and churned in a window.
+        Index("ix_billing_subscriptions_started_at", "started_at"),
+        Index("ix_billing_subscriptions_ended_at", "ended_at"),
     )
 
     @property
@@ -136,6 +139,7 @@ class Invoice(Base):
         Index("ix_billing_invoices_subscription_id", "subscription_id"),
         Index("ix_billing_invoices_user_id", "user_id"),
         Index("ix_billing_invoices_status_next_attempt", "status", "next_payment_attempt"),
+        Index("ix_billing_invoices_status_paid_at", "status", "paid_at"),  # revenue statistics
     )
 
     @property

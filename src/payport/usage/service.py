@@ -2,6 +2,8 @@
 
 A batch is one multi-row INSERT … ON CONFLICT (event_id) DO NOTHING: a
 re-sent event is counted as a duplicate and changes nothing, in any order.
+The records really inserted are folded into hourly rollups (rollups.py) in
+the same transaction; summaries read those.
 Usage is billed in arrears: the cycle invoice that starts a period carries
 the metered lines of the period that just ended, and when a subscription
 ends its final invoice carries those of its last period.
@@ -19,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import cast
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any, cast
 
-from sqlalchemy import Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing.clock import Clock, new_id, time_of
@@ -31,6 +33,7 @@ from payport.billing.models import InvoiceLine, Plan, Subscription
 from payport.billing.schemas import InvalidRequest, as_utc
 from payport.billing.states import SubscriptionStatus
 from payport.errors import InvalidStatus, NotFound, PayportError
+from payport.usage import rollups
 from payport.usage.models import Aggregation, MeteredPrice, UsageRecord
 from payport.usage.schemas import MeteredPriceBody, UsageEventBody, unit_minor
 
@@ -53,6 +56,9 @@ class Totals:
     def by(self, aggregation: Aggregation) -> int:
         return int(getattr(self, aggregation.value))
 
+
+# `aggregate` without an end: every record from the start on.
+END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 # Nothing is billed for these any more: their final invoice (if any) is made.
 ENDED = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
@@ -117,7 +123,7 @@ async def record_usage(
 ) -> Ingested:
     subscriptions = await _subscriptions(session, events)
     now: dict[str, datetime] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     late: list[tuple[str, PayportError]] = []
     for index, event in enumerate(events):
         subscription = subscriptions[event.subscription_id]
@@ -138,15 +144,23 @@ async def record_usage(
             }
         )
     await _refuse_late(session, late)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # One lock order for every writer: two batches sharing event ids wait on each other's
+    # inserts in event-id order, never in a cycle (a stable sort keeps the first of a repeat).
+    rows.sort(key=itemgetter("event_id"))
+    inserted = await _insert_new(session, rows)
+    await rollups.add_records(session, inserted)
+    return Ingested(accepted=len(inserted), duplicates=len(rows) - len(inserted))
+
+
+async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the records whose event id is new; the ids of those inserted."""
+    insert = rollups.dialect_insert(session.get_bind().dialect.name)
     table = cast(Table, UsageRecord.__table__)
     # executemany: one cached statement, batched by SQLAlchemy's insertmanyvalues.
-    statement = (insert(table).on_conflict_do_nothing(index_elements=["event_id"])).returning(
-        table.c.event_id
+    statement = (
+        insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id)
     )
-    inserted = len((await session.execute(statement, rows)).all())
-    return Ingested(accepted=inserted, duplicates=len(rows) - inserted)
+    return list((await session.scalars(statement, rows)).all())
 
 
 async def aggregate(
@@ -154,46 +168,10 @@ async def aggregate(
 ) -> dict[str, Totals]:
     """Per metric over [start, end) (no end: everything from `start` on): sum, max, count,
     and the last record's quantity."""
-    in_period = [
-        UsageRecord.subscription_id == subscription_id,
-        UsageRecord.recorded_at >= start,
-    ]
-    if end is not None:
-        in_period.append(UsageRecord.recorded_at < end)
-    totals = await session.execute(
-        select(
-            UsageRecord.metric,
-            func.sum(UsageRecord.quantity),
-            func.max(UsageRecord.quantity),
-            func.count(),
-        )
-        .where(*in_period)
-        .group_by(UsageRecord.metric)
-    )
-    ranked = (
-        select(
-            UsageRecord.metric,
-            UsageRecord.quantity,
-            func.row_number()
-            .over(
-                partition_by=UsageRecord.metric,
-                order_by=(UsageRecord.recorded_at.desc(), UsageRecord.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(*in_period)
-        .subquery()
-    )
-    last = dict(
-        (
-            await session.execute(
-                select(ranked.c.metric, ranked.c.quantity).where(ranked.c.rank == 1)
-            )
-        ).all()
-    )
+    parts = await rollups.summarize(session, subscription_id, start=start, end=end or END_OF_TIME)
     return {
-        metric: Totals(sum=int(total), max=int(top), count=int(count), last=int(last[metric]))
-        for metric, total, top, count in totals.all()
+        metric: Totals(sum=part.sum, max=part.max, count=part.count, last=part.last)
+        for metric, part in parts.items()
     }
 
 
