@@ -12,7 +12,7 @@ import hashlib
 import json
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -98,8 +98,8 @@ class _Outcome:
 
 
 def _over_the_network(
-    call: Callable[Concatenate[SandboxProvider, P], Coroutine[Any, Any, R]],
-) -> Callable[Concatenate[SandboxProvider, P], Coroutine[Any, Any, R]]:
+    call: Callable[Concatenate[SandboxProvider, P], Awaitable[R]],
+) -> Callable[Concatenate[SandboxProvider, P], Awaitable[R]]:
     """An API call that takes the configured latency in all, its own work included.
 
     A real provider's processing happens inside its response time; doing the sandbox's
