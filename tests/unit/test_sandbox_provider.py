@@ -534,39 +534,6 @@ async def test_latency_is_simulated_outside_the_single_writer(db: Database) -> N
     assert 0.2 <= elapsed < 0.8  # five sleeps overlap instead of queueing on SQLite's writer
 
 
-class Network:
-    """The sandbox's wait, held open by the test: no clock, only the order of events."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self.stored_when_waiting: list[int] = []
-        self.waited: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.stored_when_waiting.append(await count(self._db, SandboxObject))
-        self.waited.append(seconds)
-
-
-async def test_a_call_does_its_work_inside_its_latency_not_after_it(db: Database) -> None:
-    """Stripe's processing is part of its response time: the intent and its charge are
-    stored by the time the call waits out its latency, and the wait is what is left of it."""
-    network = Network(db)
-    slow = SandboxProvider(db, base_url=BASE_URL, latency_ms=300, sleep=network.sleep)
-    intent = await authorize(slow)
-    assert intent.status == "requires_capture"
-    assert network.stored_when_waiting == [await count(db, SandboxObject)]
-    assert network.stored_when_waiting[0] > 0
-    assert 0 < network.waited[0] <= 0.3
-
-
-async def test_a_declined_call_also_takes_its_latency(db: Database) -> None:
-    network = Network(db)
-    slow = SandboxProvider(db, base_url=BASE_URL, latency_ms=300, sleep=network.sleep)
-    with pytest.raises(ProviderCardError):
-        await authorize(slow, "pm_card_chargeDeclined")
-    assert len(network.waited) == 1 and network.stored_when_waiting[0] > 0
-
-
 async def test_injected_failures_are_transient_and_store_nothing(db: Database) -> None:
     flaky = SandboxProvider(db, base_url=BASE_URL, failure_rate=1.0)
     with pytest.raises(ProviderTransientError, match="sandbox injected failure"):

@@ -7,7 +7,6 @@ Each call is one short transaction that also saves its idempotency record and it
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import random
@@ -15,7 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -57,8 +56,6 @@ from payport.providers.views import (
 )
 
 Operation = Callable[[RequestContext], Awaitable[JSON]]
-P = ParamSpec("P")
-R = TypeVar("R")
 
 SIGNING_KEY_STATE_NAME = "webhook_secret"
 _MAX_KEY_LENGTH = 255
@@ -97,34 +94,6 @@ class _Outcome:
         return self.body
 
 
-def _over_the_network(
-    call: Callable[Concatenate[SandboxProvider, P], Awaitable[R]],
-) -> Callable[Concatenate[SandboxProvider, P], Awaitable[R]]:
-    """An API call that takes the configured latency in all, its own work included.
-
-    A real provider's processing happens inside its response time; doing the sandbox's
-    transaction during the wait, not after it, keeps its database work from adding to the
-    latency payport sees (it still shares payport's CPU). An answer or an error comes back
-    when the latency is over; a cancelled call stops at once.
-    """
-
-    @functools.wraps(call)
-    async def timed(provider: SandboxProvider, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        started = asyncio.get_running_loop().time()
-        await provider._simulate_network(started)
-        try:
-            result = await call(provider, *args, **kwargs)
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            await provider._rest_of_latency(started)
-            raise
-        await provider._rest_of_latency(started)
-        return result
-
-    return timed
-
-
 class SandboxProvider:
     """A real provider for demos and tests: test cards, 3-D Secure, escrow, refunds, transfers."""
 
@@ -139,7 +108,6 @@ class SandboxProvider:
         failure_rate: float = 0.0,
         configured_webhook_secrets: Sequence[str] = (),
         rng: random.Random | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
@@ -151,7 +119,6 @@ class SandboxProvider:
         self._failure_rate = failure_rate
         self._configured_secrets = tuple(configured_webhook_secrets)
         self._rng = rng or random.Random()
-        self._sleep = sleep  # how the latency is waited out (tests watch it)
         self._generated_secret: str | None = None
         # On PostgreSQL two batches may overlap (SQLite has one writer): calls on one object
         # lock it, and a key used twice at once fails on its primary key and replays (_run).
@@ -161,11 +128,11 @@ class SandboxProvider:
 
     # --- the PaymentProvider port -------------------------------------------------------
 
-    @_over_the_network
     async def create_payment_intent(
         self, request: AuthorizeRequest, *, idempotency_key: str
     ) -> IntentView:
         """Create and confirm. A decline raises ProviderCardError carrying the intent."""
+        await self._simulate_network()
         currency = intents.check_amount(request.amount.amount_minor, request.amount.currency)
         method = intents.check_payment_method(request.payment_method, now=utcnow())
         params = {
@@ -189,33 +156,32 @@ class SandboxProvider:
             charge.as_authorize_request(), idempotency_key=idempotency_key
         )
 
-    @_over_the_network
     async def retrieve_payment_intent(self, intent_id: str) -> IntentView:
+        await self._simulate_network()
         intent = await self.find_payment_intent(intent_id)
         if intent is None:
             raise resource_missing("payment_intent", intent_id)
         return intent
 
-    @_over_the_network
     async def capture_payment_intent(
         self, intent_id: str, *, amount_minor: int | None, idempotency_key: str
     ) -> IntentView:
+        await self._simulate_network()
         intents.check_positive(amount_minor, "amount_to_capture")
         params = {"id": intent_id, "amount": amount_minor}
         call = _Call("capture_payment_intent", params, idempotency_key)
         body = await self._run(call, lambda ctx: intents.capture(ctx, intent_id, amount_minor))
         return intent_view(body)
 
-    @_over_the_network
     async def cancel_payment_intent(
         self, intent_id: str, *, reason: str, idempotency_key: str
     ) -> IntentView:
+        await self._simulate_network()
         intents.check_cancellation_reason(reason)
         call = _Call("cancel_payment_intent", {"id": intent_id, "reason": reason}, idempotency_key)
         body = await self._run(call, lambda ctx: intents.cancel(ctx, intent_id, reason))
         return intent_view(body)
 
-    @_over_the_network
     async def create_refund(
         self,
         *,
@@ -225,6 +191,7 @@ class SandboxProvider:
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundView:
+        await self._simulate_network()
         intents.check_positive(amount_minor, "amount")
         movements.check_refund_reason(reason)
         extra = dict(metadata or {})
@@ -238,7 +205,6 @@ class SandboxProvider:
         )
         return refund_view(body)
 
-    @_over_the_network
     async def create_transfer(
         self,
         *,
@@ -249,6 +215,7 @@ class SandboxProvider:
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> TransferView:
+        await self._simulate_network()
         amount = _check_transfer_amount(amount)
         movements.check_destination(destination)
         extra = dict(metadata or {})
@@ -265,26 +232,26 @@ class SandboxProvider:
         )
         return transfer_view(body)
 
-    @_over_the_network
     async def retrieve_charge(self, charge_id: str) -> ChargeView:
+        await self._simulate_network()
         async with self._db.read() as session:
             charge = await SandboxStore(session).get(charge_id, "charge")
         if charge is None:
             raise resource_missing("charge", charge_id)
         return charge_view(charge)
 
-    @_over_the_network
     async def retrieve_transfer(self, transfer_id: str) -> TransferView:
+        await self._simulate_network()
         async with self._db.read() as session:
             transfer = await SandboxStore(session).get(transfer_id, "transfer")
         if transfer is None:
             raise resource_missing("transfer", transfer_id)
         return transfer_view(transfer)
 
-    @_over_the_network
     async def create_transfer_reversal(
         self, transfer_id: str, *, amount_minor: int | None, idempotency_key: str
     ) -> TransferReversalView:
+        await self._simulate_network()
         intents.check_positive(amount_minor, "amount")
         params = {"id": transfer_id, "amount": amount_minor}
         call = _Call("create_transfer_reversal", params, idempotency_key)
@@ -293,10 +260,10 @@ class SandboxProvider:
         )
         return reversal_view(body)
 
-    @_over_the_network
     async def create_checkout_session(
         self, request: CheckoutSessionRequest, *, idempotency_key: str
     ) -> CheckoutSessionView:
+        await self._simulate_network()
         currency = checkout.check_request(request, now=utcnow())
         params = {
             "currency": currency, "expires_at": int(request.expires_at.timestamp()),
@@ -311,17 +278,17 @@ class SandboxProvider:
         )
         return checkout_session_view(body)
 
-    @_over_the_network
     async def retrieve_checkout_session(self, session_id: str) -> CheckoutSessionView:
+        await self._simulate_network()
         found = await self.find_checkout_session(session_id)
         if found is None:
             raise resource_missing("checkout.session", session_id)
         return found
 
-    @_over_the_network
     async def expire_checkout_session(
         self, session_id: str, *, idempotency_key: str
     ) -> CheckoutSessionView:
+        await self._simulate_network()
         body = await self._run(
             _Call("expire_checkout_session", {"id": session_id}, idempotency_key),
             lambda ctx: checkout.expire(ctx, session_id),
@@ -333,11 +300,11 @@ class SandboxProvider:
 
     # --- sandbox extras --------------------------------------------------------------------
 
-    @_over_the_network
     async def create_payment_method(
         self, card_number: str, exp_month: int, exp_year: int, cvc: str
     ) -> str:
         """Tokenize a test card into a `pm_…` id (stores brand/last4/expiry, never the number)."""
+        await self._simulate_network()
         digits = intents.check_card_number(card_number)
         intents.check_expiry(exp_month, exp_year, now=utcnow())
         intents.check_cvc(cvc)
@@ -403,10 +370,10 @@ class SandboxProvider:
             expired += 1
         return expired
 
-    @_over_the_network
     async def find_payment_intent_for_payment(self, payment_id: str) -> IntentView | None:
         """A scan of the sandbox's intents (no index by metadata): only retries made after
         Stripe's idempotency window ask, and the sandbox itself never forgets a key."""
+        await self._simulate_network()
         async with self._db.read() as session:
             found = await SandboxStore(session).intents_with_metadata("payment_id", payment_id)
         return intent_view(found[-1]) if found else None
@@ -427,17 +394,12 @@ class SandboxProvider:
 
     # --- machinery ---------------------------------------------------------------------------
 
-    async def _simulate_network(self, started: float) -> None:
-        """Injected failures, and the latency left after the work (outside any transaction:
-        SQLite has one writer). A failure is decided first and stores nothing."""
+    async def _simulate_network(self) -> None:
+        """Injected latency and failures, outside any transaction (SQLite has one writer)."""
+        if self._latency_s > 0:
+            await asyncio.sleep(self._latency_s)
         if self._failure_rate > 0 and self._rng.random() < self._failure_rate:
-            await self._rest_of_latency(started)
             raise ProviderTransientError("sandbox injected failure")
-
-    async def _rest_of_latency(self, started: float) -> None:
-        remaining = self._latency_s - (asyncio.get_running_loop().time() - started)
-        if remaining > 0:
-            await self._sleep(remaining)
 
     async def _run(self, call: _Call, operation: Operation) -> JSON:
         """Execute once per idempotency key; a concurrent duplicate waits, then replays."""
