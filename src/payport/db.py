@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Select, event, make_url
 from sqlalchemy.engine import Dialect
@@ -37,6 +37,8 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+T = TypeVar("T")
 
 # An auto-incrementing 64-bit key that is still SQLite's rowid.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
@@ -67,6 +69,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def padded(values: Sequence[T]) -> list[T]:
+    """`values` for an IN list, repeated up to the next power of two.
+
+    `x IN (...)` is rendered with one parameter per value, so every batch size is
+    another statement for the driver to prepare (a round trip and a plan on
+    PostgreSQL): under coalesced batches of 1-64 items that was ~40 % of statement
+    lookups at 64 commands in flight. Padding leaves a handful of sizes per query.
+    """
+    if not values:
+        return []
+    size = 1 << (len(values) - 1).bit_length()
+    return [*values, *(values[-1] for _ in range(size - len(values)))]
 
 
 def async_url(url: str) -> str:
@@ -140,6 +156,9 @@ class Database:
                 # under load). A connection broken by a database restart fails once and is
                 # replaced; background loops retry, and HTTP callers get a clear 5xx.
                 pool_recycle=1800,
+                # Statements per connection the driver keeps prepared (asyncpg's default is
+                # 100): batched queries come in several sizes each (see `padded`).
+                connect_args={"prepared_statement_cache_size": 500},
             )
             self.reader = self.writer
         self._compiled: dict[int, tuple[str, tuple[str, ...]]] = {}

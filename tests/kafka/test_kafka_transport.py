@@ -216,6 +216,42 @@ async def test_offsets_are_committed_only_up_to_finished_commands(kafka: Harness
         await probe.stop()
 
 
+async def test_offsets_are_committed_while_a_long_fetch_is_still_being_started(
+    postgres_url: str, kafka_broker: TansuBroker
+) -> None:
+    """A fetch of many commands is started slot by slot; what finished meanwhile is
+    committed then, not only once the last command of the fetch has a slot (a crash would
+    otherwise deliver all of it again)."""
+    stack = Stack.on_kafka(postgres_url, kafka_broker.bootstrap, partitions=1)
+    async with stack.started(PAYPORT_MAX_IN_FLIGHT=2, PAYPORT_SANDBOX_LATENCY_MS=20) as kafka:
+        producer = RawProducer(kafka)
+        for i in range(24):
+            order = f"order-slots-{i}"
+            await producer.send(envelope("authorize_payment", nested_authorize(order)), order)
+        await producer.aclose()
+        settings = kafka.runtime.settings
+        partition = TopicPartition(settings.commands_topic, 0)
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=settings.consumer_group
+        )
+        await probe.start()
+        try:
+            consumer = kafka.runtime.consumer
+            started = 0
+            committed_during_a_fetch = False
+            while started < 24 and not committed_during_a_fetch:
+                before = await probe.committed(partition) or 0
+                fetch = asyncio.create_task(consumer.poll_once())
+                while not fetch.done() and not committed_during_a_fetch:
+                    now = await probe.committed(partition) or 0
+                    committed_during_a_fetch = now > before and not fetch.done()
+                started += await fetch
+            await kafka.drain()
+        finally:
+            await probe.stop()
+    assert committed_during_a_fetch
+
+
 async def test_two_workers_share_partitions_and_a_leaver_loses_nothing(
     kafka_stack: Stack,
 ) -> None:

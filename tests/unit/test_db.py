@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects import postgresql
 
-from payport.db import Database, async_url
+from payport.db import Database, async_url, padded
 from payport.migrate import upgrade_async
 from payport.payments.models import Payment
 
@@ -15,6 +16,22 @@ def test_async_url_picks_the_driver() -> None:
     assert async_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert async_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert async_url("sqlite:///./payport.db") == "sqlite+payport_inline:///./payport.db"
+
+
+def test_batches_of_any_size_share_a_few_prepared_statements() -> None:
+    """Each distinct SQL text is a statement the driver prepares (a round trip and a plan)."""
+
+    def sql_for(size: int) -> str:
+        ids = [f"p-{i}" for i in range(size)]
+        statement = select(Payment.id).where(Payment.id.in_(padded(ids)))
+        compiled = statement.compile(
+            dialect=postgresql.dialect(), compile_kwargs={"render_postcompile": True}
+        )
+        return str(compiled)
+
+    assert len({sql_for(size) for size in range(1, 65)}) == 7  # 1, 2, 4, ..., 64
+    assert set(padded(["a", "b", "c"])) == {"a", "b", "c"} and len(padded(["a", "b", "c"])) == 4
+    assert padded([]) == []
 
 
 async def test_fetch_one_reads_committed_rows(tmp_path: Path) -> None:

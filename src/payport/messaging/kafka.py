@@ -357,6 +357,9 @@ class KafkaCommandConsumer:
                     break  # revoked while this batch was being started
                 await self._dispatch(partition, record)
                 started += 1
+                # A fetch of up to 1,000 records waits for slots as it goes: commit what
+                # finished meanwhile (every _COMMIT_EVERY_S), not seconds later at its end.
+                await self.commit(force=False)
         await self.commit(force=False)
         return started
 

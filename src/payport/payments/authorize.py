@@ -20,7 +20,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.coalesce import Coalescer
-from payport.db import utcnow
+from payport.db import padded, utcnow
 from payport.errors import PayportError
 from payport.messaging.envelope import Envelope, Event, target_of
 from payport.messaging.models import InboxEntry
@@ -158,7 +158,7 @@ def _parse(envelope: Envelope, default_currency: str) -> AuthorizeCommand | Payp
 
 
 async def _entries_by_key(session: AsyncSession, keys: list[str]) -> dict[str, InboxEntry]:
-    rows = await session.scalars(select(InboxEntry).where(InboxEntry.command_key.in_(keys)))
+    rows = await session.scalars(select(InboxEntry).where(InboxEntry.command_key.in_(padded(keys))))
     return {entry.command_key: entry for entry in rows}
 
 
@@ -181,7 +181,9 @@ async def _payments_for(
     order_ids = [c.order_id for c in commands if isinstance(c, AuthorizeCommand)]
     payment_ids = [e.payment_id for e in entries if e.payment_id]
     rows = await session.scalars(
-        select(Payment).where(Payment.order_id.in_(order_ids) | Payment.id.in_(payment_ids))
+        select(Payment).where(
+            Payment.order_id.in_(padded(order_ids)) | Payment.id.in_(padded(payment_ids))
+        )
     )
     known = _Known({}, {})
     for payment in rows:
@@ -291,7 +293,9 @@ async def _call_provider(
 async def _settle_many(ctx: PaymentsContext, answers: Sequence[_Answer]) -> list[Outcome]:
     ids = [a.started.payment_id or "" for a in answers]
     async with ctx.db.transaction() as session:
-        locked = await session.scalars(select(Payment).where(Payment.id.in_(ids)).with_for_update())
+        locked = await session.scalars(
+            select(Payment).where(Payment.id.in_(padded(ids))).with_for_update()
+        )
         payments = {payment.id: payment for payment in locked}
         waiting = await _waiting_by_payment(session, ids)
         return [await _settle_one(session, a, payments, waiting) for a in answers]
@@ -302,7 +306,7 @@ async def _waiting_by_payment(
 ) -> dict[str, list[InboxEntry]]:
     rows = await session.scalars(
         select(InboxEntry)
-        .where(InboxEntry.payment_id.in_(payment_ids), InboxEntry.status == "waiting")
+        .where(InboxEntry.payment_id.in_(padded(payment_ids)), InboxEntry.status == "waiting")
         .order_by(InboxEntry.id)
     )
     grouped: dict[str, list[InboxEntry]] = defaultdict(list)

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.coalesce import Coalescer
-from payport.db import Database, utcnow
+from payport.db import Database, padded, utcnow
 from payport.errors import InvalidPayload
 from payport.messaging.dispatch import KeyedDispatcher
 from payport.payments import repository as payments
@@ -193,7 +193,7 @@ def _pending(row_id: int, event_type: str, object_id: str | None, body: str) -> 
 async def _mark_rows(session: AsyncSession, row_ids: Sequence[int], status: str) -> None:
     await session.execute(
         update(ProviderEvent)
-        .where(ProviderEvent.id.in_(row_ids))
+        .where(ProviderEvent.id.in_(padded(row_ids)))
         .values(status=status, processed_at=utcnow())
     )
 
@@ -275,7 +275,7 @@ class WebhookProcessor:
             rows = (
                 await session.execute(
                     select(Payment.payment_intent_id, Payment.status, Payment.revert_reason).where(
-                        Payment.payment_intent_id.in_(intent_ids)
+                        Payment.payment_intent_id.in_(padded(intent_ids))
                     )
                 )
             ).all()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from payport.db import padded
 from payport.providers.sandbox.models import (
     SandboxIdempotencyRecord,
     SandboxObject,
@@ -137,7 +138,7 @@ class SandboxStore:
         if not keys:
             return {}
         rows = await self._session.scalars(
-            select(SandboxIdempotencyRecord).where(SandboxIdempotencyRecord.key.in_(keys))
+            select(SandboxIdempotencyRecord).where(SandboxIdempotencyRecord.key.in_(padded(keys)))
         )
         return {record.key: record for record in rows}
 

@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payport.db import Database, utcnow
+from payport.db import Database, padded, utcnow
 from payport.providers.sandbox.models import SandboxWebhookDelivery
 from payport.providers.sandbox.provider import SandboxProvider
 from payport.webhooks.signature import signature_header
@@ -140,7 +140,7 @@ class SandboxWebhookDeliverer:
             if delivered:
                 await session.execute(
                     update(SandboxWebhookDelivery)
-                    .where(SandboxWebhookDelivery.id.in_(delivered))
+                    .where(SandboxWebhookDelivery.id.in_(padded(delivered)))
                     .values(
                         attempts=SandboxWebhookDelivery.attempts + 1,
                         delivered_at=now,
