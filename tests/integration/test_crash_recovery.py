@@ -8,12 +8,16 @@ provider answers the repeated call from its idempotency record.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import orjson
 import pytest
 
+from payport.messaging.envelope import parse_envelope
 from payport.payments import authorize as authorize_module
 from payport.payments import service
+from payport.payments.commands import new_entry
 from tests.harness import Harness, nested_authorize
 from tests.provider_truth import by_payment
 
@@ -99,3 +103,31 @@ async def test_crash_in_revert_commit_refunds_once(
     refunds = await by_payment(harness.runtime, "refund")
     assert len(refunds[payment_id]) == 1
     assert refunds[payment_id][0]["amount"] == 2500
+
+
+async def test_a_command_left_waiting_on_a_settled_payment_is_answered_when_it_runs(
+    harness: Harness,
+) -> None:
+    """The state a race leaves: a second authorize command (its own correlation id) started
+    while the first was settling, and its waiting entry committed after that settle had
+    read the waiting list, so nobody answered it. When the command runs (or is re-sent), it
+    answers itself from the settled payment, once, without a second provider call."""
+    first = await harness.authorize("order-late-waiter")
+    payment_id = first["payload"]["payment_id"]
+    second_cid = str(uuid.uuid4())
+    raw = {
+        "type": "authorize_payment",
+        "correlation_id": second_cid,
+        "timestamp": "2025-03-31T10:15:30.123456",
+        "payload": nested_authorize("order-late-waiter"),
+    }
+    envelope = parse_envelope(orjson.dumps(raw))
+    async with harness.runtime.db.transaction() as session:  # what the losing start committed
+        session.add(new_entry(envelope, None, payment_id=payment_id, status="waiting"))
+    await harness.command("authorize_payment", raw["payload"], correlation_id=second_cid)
+    await harness.drain()
+    answer = await harness.outcome(second_cid)  # exactly one event for it
+    assert answer["type"] == "payment.authorized"
+    assert answer["payload"]["payment_id"] == payment_id
+    intents = await by_payment(harness.runtime, "payment_intent")
+    assert len(intents[payment_id]) == 1

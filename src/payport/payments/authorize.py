@@ -207,6 +207,9 @@ def _start_one(
         return StartedAuthorization(done)
     if entry is not None:  # waiting: resume only an authorization cut short by a crash
         payment = payments.by_id.get(entry.payment_id or "")
+        answered = _answer_if_settled(session, entry, payment)
+        if answered is not None:
+            return StartedAuthorization(answered)
         if payment is None or payment.payment_status is not S.INITIATING:
             return StartedAuthorization(Outcome(None, entry.payment_id))
         return call_for(payment, entry)
@@ -333,5 +336,24 @@ async def _settle_one(
     if mine:
         return Outcome(mine[0], payment.id)
     # Settled before us (a webhook won the race) or still waiting for 3-D Secure.
-    entries = await _entries_by_key(session, [started.command_key])
-    return Outcome(recorded_event(entries.get(started.command_key)), payment.id)
+    entry = (await _entries_by_key(session, [started.command_key])).get(started.command_key)
+    answered = _answer_if_settled(session, entry, payment)
+    return answered or Outcome(recorded_event(entry), payment.id)
+
+
+def _answer_if_settled(
+    session: AsyncSession, entry: InboxEntry | None, payment: Payment | None
+) -> Outcome | None:
+    """Answer a command still waiting on a payment that has settled.
+
+    Whoever settles a payment answers the entries waiting on it, but an entry committed
+    just after that settle read them (its start did not lock the payment) was not among
+    them: the command, or a re-sent copy, answers itself here instead of staying unanswered
+    until reconcile finds it.
+    """
+    if entry is None or payment is None or entry.status != "waiting":
+        return None
+    settled = service.outcome_for_settled(payment)
+    if settled is None:
+        return None
+    return Outcome(service.answer(session, entry, *settled), payment.id)
