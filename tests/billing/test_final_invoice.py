@@ -43,6 +43,13 @@ async def metered_plan(billing: Billing, plan_id: str = "metered") -> str:
     return plan_id
 
 
+async def metered_subscription(billing: Billing) -> tuple[str, str]:
+    """(test clock, subscription id) of user_ada's subscription to the metered plan."""
+    plan_id = await metered_plan(billing)
+    clock = await billing.clock()
+    return clock, (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+
+
 async def report(
     billing: Billing, sub_id: str, event_id: str, metric: str, quantity: int, **at: Any
 ) -> Any:
@@ -82,9 +89,7 @@ async def cancel(billing: Billing, sub_id: str, **body: Any) -> dict[str, Any]:
 async def test_cancel_at_period_end_bills_the_final_periods_usage_and_charges_it(
     billing: Billing,
 ) -> None:
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await report_ok(
         billing, sub_id,
         ("api_calls", 120, START + timedelta(minutes=1)),
@@ -129,9 +134,7 @@ async def test_cancel_at_period_end_bills_the_final_periods_usage_and_charges_it
 async def test_usage_after_the_end_is_refused_but_a_resent_event_is_a_duplicate(
     billing: Billing,
 ) -> None:
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await report_ok(billing, sub_id, ("api_calls", 10, START + DAY))
     await cancel(billing, sub_id, at_period_end=True)
     await billing.advance(clock, START + 32 * DAY)
@@ -171,9 +174,7 @@ async def test_usage_after_the_end_is_refused_but_a_resent_event_is_a_duplicate(
 
 async def test_usage_stamped_before_the_current_period_is_refused(billing: Billing) -> None:
     """That period's invoice is issued already: the usage could never be billed."""
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await billing.advance(clock, PERIOD_END + DAY)
     stale = await report(billing, sub_id, "stale-1", "api_calls", 7, at=PERIOD_END - DAY)
     assert stale.status_code == 400, stale.text
@@ -185,9 +186,7 @@ async def test_usage_stamped_before_the_current_period_is_refused(billing: Billi
 async def test_cancel_now_bills_the_usage_so_far_and_the_pending_prorations(
     billing: Billing,
 ) -> None:
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await report_ok(billing, sub_id, ("api_calls", 100, START + DAY), ("seats", 2, START + DAY))
     await billing.advance(clock, START + 10 * DAY)
     await billing.update(sub_id, quantity=2)  # prorations wait for the next invoice
@@ -215,9 +214,7 @@ async def test_cancel_now_bills_the_usage_so_far_and_the_pending_prorations(
 
 
 async def test_cancel_now_bills_usage_up_to_the_moment_of_the_cancel(billing: Billing) -> None:
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await report_ok(billing, sub_id, ("api_calls", 300, START + DAY))
     await billing.advance(clock, START + 10 * DAY)
     # No timestamp: recorded at the clock's now, the very moment of the cancel below.
@@ -240,9 +237,7 @@ async def test_cancel_now_bills_usage_up_to_the_moment_of_the_cancel(billing: Bi
 async def test_cancel_now_with_prorate_nets_the_credit_against_the_usage(
     billing: Billing,
 ) -> None:
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await report_ok(billing, sub_id, ("api_calls", 200, START + DAY))
     await billing.advance(clock, START + 10 * DAY)
 
@@ -261,9 +256,7 @@ async def test_cancel_now_with_prorate_nets_the_credit_against_the_usage(
 
 async def test_cancel_now_without_invoice_now_waives_the_usage(billing: Billing) -> None:
     """As Stripe's `invoice_now=false`: nothing is billed; the usage stays on record."""
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await report_ok(billing, sub_id, ("api_calls", 200, START + DAY))
     await billing.advance(clock, START + 10 * DAY)
 
@@ -304,9 +297,7 @@ async def test_a_final_period_without_usage_or_pending_items_makes_no_invoice(
 async def test_a_declined_final_charge_is_retried_on_schedule_then_written_off(
     billing: Billing,
 ) -> None:
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await report_ok(billing, sub_id, ("api_calls", 500, START + DAY))
     await billing.update(sub_id, payment_method_id="pm_card_chargeDeclinedInsufficientFunds")
     await cancel(billing, sub_id, at_period_end=True)
@@ -340,9 +331,7 @@ async def test_with_final_action_unpaid_a_declined_final_invoice_stays_open(
 ) -> None:
     async with Harness.started(database_url, BILLING_DUNNING_FINAL_ACTION="unpaid") as harness:
         billing = Billing(harness)
-        plan_id = await metered_plan(billing)
-        clock = await billing.clock()
-        sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+        clock, sub_id = await metered_subscription(billing)
         await report_ok(billing, sub_id, ("seats", 2, START + DAY))
         await billing.update(sub_id, payment_method_id="pm_card_chargeDeclined")
         await cancel(billing, sub_id, at_period_end=True)
@@ -358,9 +347,7 @@ async def test_with_final_action_unpaid_a_declined_final_invoice_stays_open(
 async def test_a_declined_final_charge_is_paid_by_a_later_on_session_payment(
     billing: Billing,
 ) -> None:
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     await report_ok(billing, sub_id, ("seats", 1, START + DAY))
     await billing.update(sub_id, payment_method_id="pm_card_chargeDeclined")
     await cancel(billing, sub_id, at_period_end=True)
@@ -385,9 +372,7 @@ async def test_a_declined_final_charge_is_paid_by_a_later_on_session_payment(
 
 async def test_months_of_usage_then_a_period_end_cancel_add_up(billing: Billing) -> None:
     """Each renewal bills the month before; the final invoice bills the last one."""
-    plan_id = await metered_plan(billing)
-    clock = await billing.clock()
-    sub_id = (await billing.subscribe(plan_id, test_clock=clock))["subscription_id"]
+    clock, sub_id = await metered_subscription(billing)
     calls = [100, 250, 40, 1]  # per period; seats: 1, 2, 3, 4
     # Recorded at the clock's now: Jan 15, Feb 15, Mar 18, Apr 18, one in each period
     # (Jan 15, Feb 15, Mar 15, Apr 15); the cancel on Apr 18 ends it on May 15.

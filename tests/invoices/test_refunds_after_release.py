@@ -72,6 +72,13 @@ async def books(harness: Harness, payment_id: str) -> dict[str, tuple[int, int]]
     return {name: await balance(harness, name) for name in names}
 
 
+def given_back(payment_id: str, *, fee: int) -> dict[str, tuple[int, int]]:
+    """The books once all of a released payment is back with the customer: runner, customer
+    and escrow at zero; the platform's fee paid out of its refunds account."""
+    return {RUNNER: (0, 0), CUSTOMER: (0, 0), "platform_fees": (fee, 0), "refunds": (-fee, 0),
+            f"escrow:{payment_id}": (0, 0)}  # fmt: skip
+
+
 async def reversed_at_provider(harness: Harness, payment_id: str) -> int:
     await harness.drain()
     (transfer,) = (await by_payment(harness.runtime, "transfer"))[payment_id]
@@ -125,13 +132,7 @@ async def test_partial_refunds_summing_to_the_capture_reverse_exactly_the_transf
         await assert_ledger_clean(harness)
     # Cumulative: reversed = floor(refunded * 901 / 1001) after each: 299, 599, 901.
     assert splits == [(299, 34), (300, 33), (302, 33)]
-    assert await books(harness, payment_id) == {
-        RUNNER: (0, 0),
-        CUSTOMER: (0, 0),
-        "platform_fees": (100, 0),
-        "refunds": (-100, 0),
-        f"escrow:{payment_id}": (0, 0),
-    }
+    assert await books(harness, payment_id) == given_back(payment_id, fee=100)
     assert await reversed_at_provider(harness, payment_id) == 901
     assert await provider_refunds(harness, payment_id) == [333, 333, 335]
     over = await harness.client.post(
@@ -168,13 +169,7 @@ async def test_a_revert_after_a_partial_refund_returns_only_the_rest(harness: Ha
     payment_id = await released_payment(harness, 20000)
     await refunded(harness, payment_id, 5000)
     await reverted(harness, payment_id)
-    assert await books(harness, payment_id) == {
-        RUNNER: (0, 0),
-        CUSTOMER: (0, 0),
-        "platform_fees": (2000, 0),
-        "refunds": (-2000, 0),
-        f"escrow:{payment_id}": (0, 0),
-    }
+    assert await books(harness, payment_id) == given_back(payment_id, fee=2000)
     assert await reversed_at_provider(harness, payment_id) == 18000
     assert await provider_refunds(harness, payment_id) == [5000, 15000]
     stored = (await harness.client.get(f"/api/v1/payments/{payment_id}")).json()
@@ -200,13 +195,7 @@ async def test_concurrent_refunds_of_a_released_payment_never_exceed_the_capture
     assert {row["status"] for row in results} == {"succeeded"}
     assert sum(row["transfer_reversal_minor"] for row in results) == 18000
     # Each account counts the payment off once, however the refunds finished.
-    assert await books(harness, payment_id) == {
-        RUNNER: (0, 0),
-        CUSTOMER: (0, 0),
-        "platform_fees": (2000, 0),
-        "refunds": (-2000, 0),
-        f"escrow:{payment_id}": (0, 0),
-    }
+    assert await books(harness, payment_id) == given_back(payment_id, fee=2000)
     assert await reversed_at_provider(harness, payment_id) == 18000
     assert await provider_refunds(harness, payment_id) == [5000] * 4
     await assert_ledger_clean(harness)
@@ -314,13 +303,7 @@ async def test_refunding_the_rest_after_an_outside_refund_leaves_the_books_as_a_
     done = await refunded(harness, payment_id, 15000)
     # The runner's and the fee's shares of everything refunded, the outside 5000 included.
     assert (done["transfer_reversal_minor"], done["fee_refund_minor"]) == (18000, 2000)
-    assert await books(harness, payment_id) == {
-        RUNNER: (0, 0),
-        CUSTOMER: (0, 0),
-        "platform_fees": (2000, 0),
-        "refunds": (-2000, 0),
-        f"escrow:{payment_id}": (0, 0),
-    }
+    assert await books(harness, payment_id) == given_back(payment_id, fee=2000)
     assert await reversed_at_provider(harness, payment_id) == 18000
     await assert_ledger_clean(harness)
 
@@ -344,11 +327,5 @@ async def test_outside_partial_movements_then_a_revert_count_the_payment_off_onc
     assert (await books(harness, payment_id))[RUNNER] == (17300, 1)
     assert (await books(harness, payment_id))[CUSTOMER] == (-19000, 1)
     await reverted(harness, payment_id)
-    assert await books(harness, payment_id) == {
-        RUNNER: (0, 0),
-        CUSTOMER: (0, 0),
-        "platform_fees": (2000, 0),
-        "refunds": (-2000, 0),
-        f"escrow:{payment_id}": (0, 0),
-    }
+    assert await books(harness, payment_id) == given_back(payment_id, fee=2000)
     await assert_ledger_clean(harness)
