@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import asyncpg
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, insert
@@ -27,28 +21,6 @@ OURS = {"usage_rollups", "usage_record_counts", "ix_billing_subscriptions_starte
         "ix_billing_subscriptions_ended_at", "ix_billing_invoices_status_paid_at"}  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A database of this test's own, not migrated yet."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/before.db"
-        return
-    admin = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    name = f"payport_mig_{uuid.uuid4().hex[:10]}"
-    try:
-        connection = await asyncpg.connect(admin, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL at {admin} is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL at {admin} is not reachable: {exc}")
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
-
-
 def old_records(n: int) -> list[dict[str, object]]:
     """Across hours, two subscriptions, three metrics, with timestamp ties every few rows."""
     return [
@@ -60,14 +32,14 @@ def old_records(n: int) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-async def test_migration_folds_existing_records_into_rollups(empty_url: str) -> None:
-    await upgrade_async(empty_url, BEFORE)
-    db = Database(empty_url)
+async def test_migration_folds_existing_records_into_rollups(empty_database_url: str) -> None:
+    await upgrade_async(empty_database_url, BEFORE)
+    db = Database(empty_database_url)
     try:
         await add_subscriptions(db, ["sub_old_0", "sub_old_1"], T0)
         async with db.transaction() as session:
             await session.execute(insert(UsageRecord), old_records(500))
-        await upgrade_async(empty_url)
+        await upgrade_async(empty_database_url)
         async with db.read() as session:
             assert await record_count(session) == 500
             for sub_id in ("sub_old_0", "sub_old_1"):
@@ -90,9 +62,9 @@ def _our_differences(connection: Connection) -> list[object]:
     return [d for d in diffs if any(f"'{table}'" in repr(d) for table in OURS)]
 
 
-async def test_rollup_tables_match_their_models(empty_url: str) -> None:
-    await upgrade_async(empty_url)
-    db = Database(empty_url)
+async def test_rollup_tables_match_their_models(empty_database_url: str) -> None:
+    await upgrade_async(empty_database_url)
+    db = Database(empty_database_url)
     try:
         async with db.writer.connect() as connection:
             assert await connection.run_sync(_our_differences) == []
