@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events
-from payport.billing.invoices import is_final, lines_of, mark_paid, mark_uncollectible
+from payport.billing.invoices import (
+    ONE_OFF_REASON,
+    is_final,
+    is_one_off,
+    lines_of,
+    mark_paid,
+    mark_uncollectible,
+)
 from payport.billing.models import Invoice, PaymentAttempt, Subscription
 from payport.billing.plans import get_plan
 from payport.billing.states import InvoiceStatus, SubscriptionStatus
@@ -22,10 +30,12 @@ Sub = SubscriptionStatus
 Inv = InvoiceStatus
 
 
-def drives_subscription(subscription: Subscription | None, invoice: Invoice) -> bool:
+def drives_subscription(
+    subscription: Subscription | None, invoice: Invoice
+) -> TypeGuard[Subscription]:
     """A subscription's own invoices move its status; a one-off invoice, even one that names
     a subscription, is paid or not on its own (no dunning, no past_due)."""
-    return subscription is not None and invoice.billing_reason != "manual"
+    return subscription is not None and not is_one_off(invoice)
 
 
 async def record_payment(
@@ -63,7 +73,7 @@ async def _activate_when_settled(
     session: AsyncSession, subscription: Subscription | None, invoice: Invoice
 ) -> None:
     """A subscription waiting on its invoices becomes active once none is left open."""
-    if subscription is None or not drives_subscription(subscription, invoice):
+    if not drives_subscription(subscription, invoice):
         return
     status = subscription.subscription_status
     if status in (Sub.INCOMPLETE, Sub.PAST_DUE, Sub.UNPAID, Sub.TRIALING):
@@ -71,7 +81,7 @@ async def _activate_when_settled(
             select(func.count(Invoice.id)).where(
                 Invoice.subscription_id == subscription.id,
                 Invoice.status == Inv.OPEN.value,
-                Invoice.billing_reason != "manual",
+                Invoice.billing_reason != ONE_OFF_REASON,
                 Invoice.id != invoice.id,
             )
         )
@@ -97,7 +107,7 @@ async def record_failure(
 ) -> None:
     """A declined attempt: past_due and the next retry, or the final action. A one-off
     invoice stays open for the customer to pay again; nothing retries it on a schedule."""
-    if subscription is None or not drives_subscription(subscription, invoice):
+    if not drives_subscription(subscription, invoice):
         events.invoice_event(session, events.INVOICE_PAYMENT_FAILED, invoice, attempt=attempt)
         return
     status = subscription.subscription_status

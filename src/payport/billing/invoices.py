@@ -85,6 +85,14 @@ def is_final(invoice: Invoice) -> bool:
     return invoice.billing_reason == FINAL_REASON
 
 
+# A one-off invoice (POST /api/v1/invoices): it never moves a subscription it names.
+ONE_OFF_REASON = "manual"
+
+
+def is_one_off(invoice: Invoice) -> bool:
+    return invoice.billing_reason == ONE_OFF_REASON
+
+
 async def pending_lines(session: AsyncSession, subscription_id: str) -> list[InvoiceLine]:
     """Items waiting for the subscription's next invoice (prorations), oldest first."""
     rows = await session.scalars(

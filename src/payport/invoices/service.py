@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events
 from payport.billing.clock import new_id
-from payport.billing.invoices import mark_uncollectible, next_number
+from payport.billing.invoices import ONE_OFF_REASON, is_one_off, mark_uncollectible, next_number
 from payport.billing.models import Invoice, InvoiceLine, Subscription
 from payport.billing.schemas import InvalidRequest, requested_currency
 from payport.billing.states import InvoiceStatus, check_invoice_move
@@ -66,7 +66,7 @@ async def create_invoice(
         user_id=body.user_id,
         currency=currency,
         status=Inv.DRAFT.value,
-        billing_reason="manual",
+        billing_reason=ONE_OFF_REASON,
         issued_at=issued_at,
         attempt_count=0,
         subtotal_minor=total,
@@ -102,7 +102,7 @@ def finalize(session: AsyncSession, invoice: Invoice, *, at: datetime) -> None:
 def void(session: AsyncSession, invoice: Invoice, *, at: datetime) -> None:
     """Void: a mistake, never collected; only a one-off invoice is voided here, since a
     subscription's invoice carries the subscription's state with it."""
-    if invoice.billing_reason != "manual":
+    if not is_one_off(invoice):
         raise InvalidRequest("only one-off invoices can be voided here", field="invoice_id")
     invoice.status = check_invoice_move(invoice.invoice_status, Inv.VOID).value
     invoice.next_payment_attempt = None
@@ -112,7 +112,7 @@ def void(session: AsyncSession, invoice: Invoice, *, at: datetime) -> None:
 
 def write_off(session: AsyncSession, invoice: Invoice, *, at: datetime) -> None:
     """Open to uncollectible: the customer is not expected to pay; nothing posts."""
-    if invoice.billing_reason != "manual":
+    if not is_one_off(invoice):
         raise InvalidRequest("only one-off invoices are written off here", field="invoice_id")
     mark_uncollectible(session, invoice, at=at)
 
