@@ -325,7 +325,11 @@ async def close_subscription(
     pending: list[InvoiceLine] = []
     if invoice_now:
         usage = await metered_lines(session, subscription, final_period, final=True)
-        pending = await pending_lines(session, subscription.id)
+        pending = [
+            line
+            for line in await pending_lines(session, subscription.id)
+            if line.currency == plan.currency
+        ]
     if credit is None and not pending and not any(line.quantity for line in usage):
         return None
     return await open_invoice(
@@ -334,11 +338,11 @@ async def close_subscription(
         reason=FINAL_REASON,
         currency=plan.currency,
         issued_at=at,
-        new_lines=[*([credit] if credit is not None else []), *usage],
+        new_lines=[*pending, *([credit] if credit is not None else []), *usage],
         period=final_period,
         cycle_key=final_key(subscription),
         collect=subscription.payment_method_id is not None,
-        with_pending=invoice_now,
+        with_pending=False,  # read above: they decide whether there is anything to bill
     )
 
 
