@@ -19,6 +19,12 @@ R = TypeVar("R")
 
 BatchFn = Callable[[Sequence[T]], Awaitable[Sequence[R]]]
 
+# Items per transaction. Under load a phase's queue refills while its batch runs, so the
+# cap decides how many transactions a burst costs: at 1,024 commands in flight, 64 left
+# ~650 answers queued behind the one-at-a-time settle batches (663/s); 256 drained them
+# (1,185/s, and less CPU per command). Below the cap it changes nothing.
+MAX_BATCH = 256
+
 
 class Coalescer(Generic[T, R]):
     """`concurrency` > 1 lets that many batches run at once (on separate connections): a
@@ -26,7 +32,7 @@ class Coalescer(Generic[T, R]):
     waiting for it. Only for batches that share no rows, or lock them in one order."""
 
     def __init__(
-        self, run_batch: BatchFn[T, R], *, max_batch: int = 64, concurrency: int = 1
+        self, run_batch: BatchFn[T, R], *, max_batch: int = MAX_BATCH, concurrency: int = 1
     ) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch

@@ -4,7 +4,7 @@ Why at commit and not when posted:
 - the payments transitions that move money include plain functions with no
   awaitable session (`record_capture`, `complete_release`); they hand their
   drafts to the session, and this hook writes them with everything else;
-- a coalesced batch (authorize settles up to 64 payments per transaction)
+- a coalesced batch (authorize settles up to 256 payments per transaction)
   writes all its entries in three statements instead of three per payment;
 - balance rows are upserted last, once per row and in one global order, so
   hot rows stay locked only for the final statements and the commit, and two
