@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 
 import httpx
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.checkout.auth import internal_headers
 from payport.checkout.errors import CheckoutNotConfigured
 from payport.checkout.models import OrderCall
 from payport.config import Settings
-from payport.db import Database, utcnow
+from payport.db import Database, sql_literal, utcnow
 from payport.providers.base import (
     PaymentProvider,
     ProviderError,
@@ -93,6 +93,17 @@ class _Result:
     error: str | None = None
 
 
+def pending_calls(limit: int) -> Select[OrderCall]:
+    """The oldest pending calls, locked for a claim (served by the partial index)."""
+    return (
+        select(OrderCall)
+        .where(OrderCall.status == sql_literal("pending"))
+        .order_by(OrderCall.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
 class OrderCallSender:
     """Sends due calls concurrently (one per order at a time) and records the answers."""
 
@@ -133,7 +144,9 @@ class OrderCallSender:
         would take the single write lock each time."""
         async with self._db.read() as session:
             earliest = await session.scalar(
-                select(func.min(OrderCall.next_attempt_at)).where(OrderCall.status == "pending")
+                select(func.min(OrderCall.next_attempt_at)).where(
+                    OrderCall.status == sql_literal("pending")
+                )
             )
         return earliest is not None and earliest <= utcnow()
 
@@ -141,15 +154,7 @@ class OrderCallSender:
         """The first pending call of each order, if it is due; leased so no one else sends it."""
         now = utcnow()
         async with self._db.transaction() as session:
-            rows = (
-                await session.scalars(
-                    select(OrderCall)
-                    .where(OrderCall.status == "pending")
-                    .order_by(OrderCall.id)
-                    .limit(limit * 4)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await session.scalars(pending_calls(limit * 4))).all()
             first_per_order: dict[str, OrderCall] = {}
             for row in rows:
                 first_per_order.setdefault(row.order_id, row)

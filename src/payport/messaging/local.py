@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Integer, Table, bindparam, func, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payport.db import Database, utcnow
+from payport.db import Database, sql_literal, utcnow
 from payport.errors import PayportError
 from payport.messaging.dead_letters import tell_sender
 from payport.messaging.dispatch import KeyedDispatcher
@@ -31,6 +31,16 @@ def enqueue_command(session: AsyncSession, body: bytes, key: str | None) -> Loca
     return command
 
 
+def pending_commands(limit: int) -> Select[int, str]:
+    """The oldest commands not taken yet (served by the partial index on pending ones)."""
+    return (
+        select(LocalCommand.id, LocalCommand.body)
+        .where(LocalCommand.status == sql_literal("pending"))
+        .order_by(LocalCommand.id)
+        .limit(limit)
+    )
+
+
 class LocalCommandConsumer:
     """Reads pending commands in id order and runs them through the keyed dispatcher."""
 
@@ -45,14 +55,8 @@ class LocalCommandConsumer:
         """Dispatch what is pending; returns how many commands were started."""
         await self.flush()
         async with self._ctx.db.read() as session:
-            rows = (
-                await session.execute(
-                    select(LocalCommand.id, LocalCommand.body)
-                    .where(LocalCommand.status == "pending")
-                    .order_by(LocalCommand.id)
-                    .limit(self._batch + len(self._in_flight))
-                )
-            ).all()
+            limit = self._batch + len(self._in_flight)
+            rows = (await session.execute(pending_commands(limit))).all()
         started = 0
         for command_id, body in rows:
             if command_id in self._in_flight:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.coalesce import Coalescer
-from payport.db import Database, padded, utcnow
+from payport.db import Database, padded, sql_literal, utcnow
 from payport.errors import InvalidPayload
 from payport.messaging.dispatch import KeyedDispatcher
 from payport.payments import repository as payments
@@ -49,7 +49,7 @@ _EVENTS = cast(Table, ProviderEvent.__table__)
 # Read straight through the driver (Database.fetch_all): the processor polls it constantly.
 _PENDING_EVENTS = (
     select(_EVENTS.c.id, _EVENTS.c.event_type, _EVENTS.c.object_id, _EVENTS.c.body)
-    .where(_EVENTS.c.status == bindparam("status"))
+    .where(_EVENTS.c.status == sql_literal("pending"))
     .order_by(_EVENTS.c.id)
     .limit(bindparam("limit", type_=Integer))
     .offset(bindparam("offset", type_=Integer))  # SQLite renders LIMIT with an OFFSET
@@ -255,7 +255,7 @@ class WebhookProcessor:
 
     async def _load_pending(self, limit: int) -> list[_Pending]:
         wanted = limit + len(self._in_flight) + len(self._authorizing)
-        params = {"status": "pending", "limit": wanted, "offset": 0}
+        params = {"limit": wanted, "offset": 0}
         rows = await self._db.fetch_all(_PENDING_EVENTS, params)
         # Events left for an authorization in flight come back on every pass: parse once.
         parsed = self._parsed

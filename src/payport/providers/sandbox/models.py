@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from payport.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -48,6 +48,16 @@ class SandboxWebhookDelivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+
+    # Claims read the undelivered ones in id order; delivered rows pile up behind them.
+    __table_args__ = (
+        Index(
+            "ix_sandbox_webhook_deliveries_undelivered",
+            "id",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+    )
 
 
 class SandboxState(Base):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.db import Database, padded, utcnow
@@ -37,6 +37,23 @@ Loopback = Callable[[bytes, str], Awaitable[tuple[int, str]]]
 class _Due:
     id: int
     body: str
+
+
+def due_deliveries(now: datetime, limit: int) -> Select[SandboxWebhookDelivery]:
+    """Undelivered events whose attempt is due, oldest first, locked for a claim.
+
+    Read through the partial index on undelivered rows: delivered ones pile up and
+    would otherwise be walked past in id order on every pass."""
+    return (
+        select(SandboxWebhookDelivery)
+        .where(
+            SandboxWebhookDelivery.delivered_at.is_(None),
+            SandboxWebhookDelivery.next_attempt_at <= now,
+        )
+        .order_by(SandboxWebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class SandboxWebhookDeliverer:
@@ -98,18 +115,7 @@ class SandboxWebhookDeliverer:
     async def _claim_due(self, limit: int) -> list[_Due]:
         now = utcnow()
         async with self._db.transaction() as session:
-            rows = (
-                await session.scalars(
-                    select(SandboxWebhookDelivery)
-                    .where(
-                        SandboxWebhookDelivery.delivered_at.is_(None),
-                        SandboxWebhookDelivery.next_attempt_at <= now,
-                    )
-                    .order_by(SandboxWebhookDelivery.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await session.scalars(due_deliveries(now, limit))).all()
             for row in rows:
                 row.next_attempt_at = now + _LEASE
             return [_Due(row.id, row.body) for row in rows]
