@@ -34,20 +34,15 @@ TABLE_ROWS = 5_000
 async def connection(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection whose plans are all generic, with the polled tables full of done rows."""
     conn = await asyncpg.connect(postgres_url)
+    transaction = conn.transaction()
+    await transaction.start()
     try:
-        async with conn.transaction():
-            await _fill_with_done_rows(conn)
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            yield conn
-            raise _RollBack
-    except _RollBack:
-        pass
+        await _fill_with_done_rows(conn)
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        yield conn
     finally:
+        await transaction.rollback()  # leaves the shared database as the test found it
         await conn.close()
-
-
-class _RollBack(Exception):
-    """Leaves the shared database as the test found it."""
 
 
 async def _fill_with_done_rows(conn: asyncpg.Connection) -> None:
