@@ -7,8 +7,9 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -79,7 +80,18 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
 def worker() -> None:
     """Only the command worker, outbox relay and webhook processor."""
     settings = _settings()
-    asyncio.run(_run_worker(settings))
+    _run_on_fastest_loop(_run_worker(settings))
+
+
+def _run_on_fastest_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where installed (uvicorn[standard] brings it, and `serve` runs on it under
+    uvicorn), so a worker process spends no more CPU per command than `serve` does."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop has no build for this platform
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 async def _run_worker(settings: Settings) -> None:
