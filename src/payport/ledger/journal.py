@@ -86,14 +86,43 @@ def _first_per_cause(drafts: Iterator[Draft]) -> list[Draft]:
     return list(seen.values())
 
 
-def _insert(session: Session) -> Any:
+def _insert_for(dialect: str) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (both databases speak it)."""
-    dialect = session.get_bind().dialect.name
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-# Each statement is executed with a list of rows (executemany): compiled once and cached,
-# while SQLAlchemy batches the rows into multi-row statements within each driver's limits.
+def _new_entries(dialect: str) -> Any:
+    return (
+        _insert_for(dialect)(ENTRIES)
+        .on_conflict_do_nothing(index_elements=["cause"])
+        .returning(ENTRIES.c.id, ENTRIES.c.cause)
+    )
+
+
+def _balance_changes(dialect: str) -> Any:
+    statement = _insert_for(dialect)(BALANCES)
+    return statement.on_conflict_do_update(
+        index_elements=["account", "currency", "bucket"],
+        set_={
+            "balance_minor": BALANCES.c.balance_minor + statement.excluded.balance_minor,
+            "payment_count": BALANCES.c.payment_count + statement.excluded.payment_count,
+        },
+    )
+
+
+# Each statement is built once per dialect (building one, and deriving its cache key,
+# costs more of SQLAlchemy's CPU than running it) and executed with a list of rows
+# (executemany), which SQLAlchemy batches into multi-row statements within each
+# driver's limits.
+_STATEMENTS = {
+    dialect: (_new_entries(dialect), insert(POSTINGS), _balance_changes(dialect))
+    for dialect in ("postgresql", "sqlite")
+}
+
+
+def _statements(session: Session) -> tuple[Any, Any, Any]:
+    """(new entries, postings, balance changes) in the session's dialect."""
+    return _STATEMENTS[session.get_bind().dialect.name]
 
 
 def _insert_entries(session: Session, drafts: Sequence[Draft]) -> dict[str, int]:
@@ -103,11 +132,7 @@ def _insert_entries(session: Session, drafts: Sequence[Draft]) -> dict[str, int]
         {"cause": d.cause, "kind": d.kind.value, "payment_id": d.payment_id, "created_at": now}
         for d in drafts
     ]
-    statement = (
-        _insert(session)(ENTRIES)
-        .on_conflict_do_nothing(index_elements=["cause"])
-        .returning(ENTRIES.c.id, ENTRIES.c.cause)
-    )
+    statement = _statements(session)[0]
     return {cause: entry_id for entry_id, cause in session.execute(statement, rows)}
 
 
@@ -123,7 +148,7 @@ def _insert_postings(session: Session, drafts: Sequence[Draft], ids: dict[str, i
         for draft in drafts
         for line in draft.lines
     ]
-    session.execute(insert(POSTINGS), rows)
+    session.execute(_statements(session)[1], rows)
 
 
 def _apply_to_balances(session: Session, drafts: Sequence[Draft]) -> None:
@@ -139,14 +164,4 @@ def _apply_to_balances(session: Session, drafts: Sequence[Draft]) -> None:
         {"account": a, "currency": c, "bucket": b, "balance_minor": amount, "payment_count": n}
         for (a, c, b), (amount, n) in sorted(deltas.items())
     ]
-    statement = _insert(session)(BALANCES)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["account", "currency", "bucket"],
-            set_={
-                "balance_minor": BALANCES.c.balance_minor + statement.excluded.balance_minor,
-                "payment_count": BALANCES.c.payment_count + statement.excluded.payment_count,
-            },
-        ),
-        rows,
-    )
+    session.execute(_statements(session)[2], rows)

@@ -147,6 +147,14 @@ _UNPUBLISHED = (
 )
 
 
+_LAST_SEQ = select(func.max(OutboxEvent.publish_seq))
+_STAMP_PUBLISHED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("oid"))
+    .values(publish_seq=bindparam("seq"), published_at=bindparam("now"))
+)
+
+
 async def relay_once(db: Database, publisher: Publisher, *, limit: int = 1000) -> int:
     """Publish unpublished outbox rows and stamp them with a publish sequence number."""
     found = await db.fetch_all(_UNPUBLISHED, {"limit": limit, "offset": 0})
@@ -155,13 +163,14 @@ async def relay_once(db: Database, publisher: Publisher, *, limit: int = 1000) -
         return 0
     await publisher.publish([(key, body) for _id, key, body in rows])
     async with db.transaction() as session:
-        last = (await session.execute(select(func.max(OutboxEvent.publish_seq)))).scalar() or 0
+        last = (await session.execute(_LAST_SEQ)).scalar() or 0
         now = utcnow()
         await session.execute(
-            update(_OUTBOX)
-            .where(_OUTBOX.c.id == bindparam("oid"))
-            .values(publish_seq=bindparam("seq"), published_at=now),
-            [{"oid": row_id, "seq": last + i} for i, (row_id, _k, _b) in enumerate(rows, 1)],
+            _STAMP_PUBLISHED,
+            [
+                {"oid": row_id, "seq": last + i, "now": now}
+                for i, (row_id, _k, _b) in enumerate(rows, 1)
+            ],
         )
     return len(rows)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.coalesce import Coalescer
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 S = PaymentStatus
 _PAYMENTS = cast(Table, Payment.__table__)
 _INBOX = cast(Table, InboxEntry.__table__)
+_INSERT_PAYMENTS, _INSERT_ENTRIES = insert(_PAYMENTS), insert(_INBOX)
 T = TypeVar("T")
 R = TypeVar("R")
 # Stripe may forget an idempotency key 24 h after its first use; a retry of a payment older
@@ -140,9 +141,10 @@ class _Fresh:
     entries: list[InboxEntry] = field(default_factory=list)
 
     async def insert(self, session: AsyncSession) -> None:
-        for table, objects in ((_PAYMENTS, self.payments), (_INBOX, self.entries)):
+        inserts = ((_INSERT_PAYMENTS, self.payments), (_INSERT_ENTRIES, self.entries))
+        for statement, objects in inserts:
             if objects:
-                await session.execute(insert(table), [_set_columns(o) for o in objects])
+                await session.execute(statement, [_set_columns(o) for o in objects])
 
 
 def _set_columns(obj: Payment | InboxEntry) -> dict[str, Any]:
@@ -157,8 +159,31 @@ def _parse(envelope: Envelope, default_currency: str) -> AuthorizeCommand | Payp
         return error
 
 
+# The hot queries are built once: building one per call, and deriving its cache key,
+# cost more CPU than executing it does on SQLAlchemy's side. The values go in as
+# expanding parameters (`padded`, so a few list sizes cover every batch).
+_ENTRIES_BY_KEY = select(InboxEntry).where(
+    InboxEntry.command_key.in_(bindparam("keys", expanding=True))
+)
+_PAYMENTS_BY_ORDER_OR_ID = select(Payment).where(
+    Payment.order_id.in_(bindparam("order_ids", expanding=True))
+    | Payment.id.in_(bindparam("ids", expanding=True))
+)
+_PAYMENTS_TO_SETTLE = (
+    select(Payment).where(Payment.id.in_(bindparam("ids", expanding=True))).with_for_update()
+)
+_WAITING_ENTRIES = (
+    select(InboxEntry)
+    .where(
+        InboxEntry.payment_id.in_(bindparam("ids", expanding=True)),
+        InboxEntry.status == "waiting",
+    )
+    .order_by(InboxEntry.id)
+)
+
+
 async def _entries_by_key(session: AsyncSession, keys: list[str]) -> dict[str, InboxEntry]:
-    rows = await session.scalars(select(InboxEntry).where(InboxEntry.command_key.in_(padded(keys))))
+    rows = await session.scalars(_ENTRIES_BY_KEY, {"keys": padded(keys)})
     return {entry.command_key: entry for entry in rows}
 
 
@@ -181,9 +206,7 @@ async def _payments_for(
     order_ids = [c.order_id for c in commands if isinstance(c, AuthorizeCommand)]
     payment_ids = [e.payment_id for e in entries if e.payment_id]
     rows = await session.scalars(
-        select(Payment).where(
-            Payment.order_id.in_(padded(order_ids)) | Payment.id.in_(padded(payment_ids))
-        )
+        _PAYMENTS_BY_ORDER_OR_ID, {"order_ids": padded(order_ids), "ids": padded(payment_ids)}
     )
     known = _Known({}, {})
     for payment in rows:
@@ -296,9 +319,7 @@ async def _call_provider(
 async def _settle_many(ctx: PaymentsContext, answers: Sequence[_Answer]) -> list[Outcome]:
     ids = [a.started.payment_id or "" for a in answers]
     async with ctx.db.transaction() as session:
-        locked = await session.scalars(
-            select(Payment).where(Payment.id.in_(padded(ids))).with_for_update()
-        )
+        locked = await session.scalars(_PAYMENTS_TO_SETTLE, {"ids": padded(ids)})
         payments = {payment.id: payment for payment in locked}
         waiting = await _waiting_by_payment(session, ids)
         return [await _settle_one(session, a, payments, waiting) for a in answers]
@@ -307,11 +328,7 @@ async def _settle_many(ctx: PaymentsContext, answers: Sequence[_Answer]) -> list
 async def _waiting_by_payment(
     session: AsyncSession, payment_ids: list[str]
 ) -> dict[str, list[InboxEntry]]:
-    rows = await session.scalars(
-        select(InboxEntry)
-        .where(InboxEntry.payment_id.in_(padded(payment_ids)), InboxEntry.status == "waiting")
-        .order_by(InboxEntry.id)
-    )
+    rows = await session.scalars(_WAITING_ENTRIES, {"ids": padded(payment_ids)})
     grouped: dict[str, list[InboxEntry]] = defaultdict(list)
     for entry in rows:
         grouped[entry.payment_id or ""].append(entry)

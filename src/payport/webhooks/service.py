@@ -121,6 +121,14 @@ def _data_object(document: Any) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
+_INSERT_NEW_EVENTS = {
+    name: dialect.insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=["event_id"])
+    .returning(_EVENTS.c.event_id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 async def record_events(
     session: AsyncSession, events: Sequence[tuple[ParsedEvent, bytes]]
 ) -> list[bool]:
@@ -141,15 +149,9 @@ async def record_events(
         }
         for parsed, body in reversed(events)  # the first copy wins
     }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # Rows as executemany parameters, not .values(rows): one statement compiled once and
-    # cached, instead of a new one for every batch size.
-    statement = (
-        insert(_EVENTS)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(_EVENTS.c.event_id)
-    )
+    # Rows as executemany parameters, not .values(rows): one statement, built once per
+    # dialect and compiled once, instead of a new one for every batch size.
+    statement = _INSERT_NEW_EVENTS[session.get_bind().dialect.name]
     inserted = set((await session.execute(statement, list(rows.values()))).scalars())
     new: list[bool] = []
     for parsed, _body in events:
@@ -190,12 +192,22 @@ def _pending(row_id: int, event_type: str, object_id: str | None, body: str) -> 
     )
 
 
+_MARK_ROWS = (
+    update(ProviderEvent)
+    .where(ProviderEvent.id.in_(bindparam("ids", expanding=True)))
+    .values(status=bindparam("new_status"), processed_at=bindparam("now"))
+    .execution_options(synchronize_session=False)  # rows read raw: no objects to update
+)
+
+
 async def _mark_rows(session: AsyncSession, row_ids: Sequence[int], status: str) -> None:
-    await session.execute(
-        update(ProviderEvent)
-        .where(ProviderEvent.id.in_(padded(row_ids)))
-        .values(status=status, processed_at=utcnow())
-    )
+    params = {"ids": padded(row_ids), "new_status": status, "now": utcnow()}
+    await session.execute(_MARK_ROWS, params)
+
+
+_STATES_BY_INTENT = select(Payment.payment_intent_id, Payment.status, Payment.revert_reason).where(
+    Payment.payment_intent_id.in_(bindparam("ids", expanding=True))
+)
 
 
 class WebhookProcessor:
@@ -272,13 +284,7 @@ class WebhookProcessor:
         """Split into (settled without the provider, needing the provider's truth)."""
         intent_ids = [p.object_id for p in pending if p.event_type in INTENT_EVENTS and p.object_id]
         async with self._db.read() as session:
-            rows = (
-                await session.execute(
-                    select(Payment.payment_intent_id, Payment.status, Payment.revert_reason).where(
-                        Payment.payment_intent_id.in_(padded(intent_ids))
-                    )
-                )
-            ).all()
+            rows = (await session.execute(_STATES_BY_INTENT, {"ids": padded(intent_ids)})).all()
         known = {intent_id: (PaymentStatus(status), reason) for intent_id, status, reason in rows}
         settled: list[tuple[int, str]] = []
         to_fetch: list[_Pending] = []

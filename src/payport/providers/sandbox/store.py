@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, event, insert, select, update
+from sqlalchemy import Table, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -30,6 +30,13 @@ _PENDING = "payport.sandbox.pending"
 _OBJECTS = cast(Table, SandboxObject.__table__)
 _RECORDS = cast(Table, SandboxIdempotencyRecord.__table__)
 _DELIVERIES = cast(Table, SandboxWebhookDelivery.__table__)
+# Built once, as the authorize path's hot statements are (payments/authorize.py).
+_RECORDS_BY_KEY = select(SandboxIdempotencyRecord).where(
+    SandboxIdempotencyRecord.key.in_(bindparam("keys", expanding=True))
+)
+_INSERT_RECORDS, _INSERT_OBJECTS, _INSERT_DELIVERIES = (
+    insert(table) for table in (_RECORDS, _OBJECTS, _DELIVERIES)
+)
 
 
 class KeyInUseError(Exception):
@@ -62,11 +69,11 @@ def _write_pending(session: Session) -> None:
         return
     # Idempotency records first: a concurrent duplicate fails here, before anything else.
     if pending.records:
-        session.execute(insert(_RECORDS), pending.records)
+        session.execute(_INSERT_RECORDS, pending.records)
     if pending.objects:
-        session.execute(insert(_OBJECTS), list(pending.objects.values()))
+        session.execute(_INSERT_OBJECTS, list(pending.objects.values()))
     if pending.deliveries:
-        session.execute(insert(_DELIVERIES), pending.deliveries)
+        session.execute(_INSERT_DELIVERIES, pending.deliveries)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -137,9 +144,7 @@ class SandboxStore:
     async def idempotency_records(self, keys: list[str]) -> dict[str, SandboxIdempotencyRecord]:
         if not keys:
             return {}
-        rows = await self._session.scalars(
-            select(SandboxIdempotencyRecord).where(SandboxIdempotencyRecord.key.in_(padded(keys)))
-        )
+        rows = await self._session.scalars(_RECORDS_BY_KEY, {"keys": padded(keys)})
         return {record.key: record for record in rows}
 
     def record_idempotency_key(

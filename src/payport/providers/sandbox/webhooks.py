@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.db import Database, padded, utcnow
@@ -54,6 +54,18 @@ def due_deliveries(now: datetime, limit: int) -> Select[SandboxWebhookDelivery]:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+
+
+_MARK_DELIVERED = (
+    update(SandboxWebhookDelivery)
+    .where(SandboxWebhookDelivery.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        attempts=SandboxWebhookDelivery.attempts + 1,
+        delivered_at=bindparam("now"),
+        last_error=None,
+    )
+    .execution_options(synchronize_session=False)  # the claim's objects are gone by now
+)
 
 
 class SandboxWebhookDeliverer:
@@ -144,15 +156,7 @@ class SandboxWebhookDeliverer:
         failed = [(delivery_id, error) for delivery_id, error in outcomes if error is not None]
         async with self._db.transaction() as session:
             if delivered:
-                await session.execute(
-                    update(SandboxWebhookDelivery)
-                    .where(SandboxWebhookDelivery.id.in_(padded(delivered)))
-                    .values(
-                        attempts=SandboxWebhookDelivery.attempts + 1,
-                        delivered_at=now,
-                        last_error=None,
-                    )
-                )
+                await session.execute(_MARK_DELIVERED, {"ids": padded(delivered), "now": now})
             for delivery_id, error in failed:
                 await self._record_failure(session, delivery_id, error, now)
 
