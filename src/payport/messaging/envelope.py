@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import orjson
 
 from payport.errors import InvalidPayload
+from payport.ids import new_uuid
 
 SOURCE = "payment-service"
 COMMAND_TYPES = frozenset({"authorize_payment", "release_payment", "revert_payment"})
@@ -97,7 +97,7 @@ def build_event(
     key: str | None,
     event_id: str | None = None,
 ) -> Event:
-    event_id = event_id or str(uuid.uuid4())
+    event_id = event_id or new_uuid()
     body = {
         "type": event_type,
         "correlation_id": correlation_id,

@@ -8,7 +8,6 @@ Every change that moves money posts its ledger entry in that transaction too.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.errors import CardError, PaymentCanceled, PaymentReverted, PayportError
+from payport.ids import new_uuid
 from payport.ledger import payment_entries as entries
 from payport.ledger import service as ledger
 from payport.ledger.drafts import Draft
@@ -66,7 +66,7 @@ def create_payment(
 def new_payment(command: AuthorizeCommand, correlation_id: str) -> Payment:
     """A payment for `command`, not yet in any session (INITIATING, nothing moved)."""
     return Payment(
-        id=str(uuid.uuid4()),
+        id=new_uuid(),
         order_id=command.order_id,
         customer_user_id=command.customer_user_id,
         provider_customer_id=command.provider_customer_id,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 import string
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from payport.ids import random_bytes
 from payport.money import Money
 from payport.providers.base import (
     STRIPE_API_VERSION,
@@ -36,8 +36,9 @@ _ID_TABLE = bytes(ord(_ID_ALPHABET[b % len(_ID_ALPHABET)]) for b in range(256))
 
 
 def new_id(prefix: str, length: int = 24) -> str:
-    """A Stripe-like id (`pi_3Nx…`); random from `secrets` so processes never collide."""
-    return prefix + secrets.token_bytes(length).translate(_ID_TABLE).decode()
+    """A Stripe-like id (`pi_3Nx…`); from the OS's random source, so processes never
+    collide (pooled: see payport.ids)."""
+    return prefix + random_bytes(length).translate(_ID_TABLE).decode()
 
 
 def unix(moment: datetime) -> int:
