@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     make_url,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -94,6 +95,16 @@ def padded(values: Sequence[T]) -> list[T]:
         return []
     size = 1 << (len(values) - 1).bit_length()
     return [*values, *(values[-1] for _ in range(size - len(values)))]
+
+
+def dialect_insert(dialect: str) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (both databases speak it).
+
+    Statements built on it belong in a `functools.cache`d function of the dialect's
+    name: building one per call, and deriving its cache key, costs more of
+    SQLAlchemy's CPU than running it.
+    """
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def sql_literal(value: str) -> ColumnElement[str]:

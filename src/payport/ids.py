@@ -20,7 +20,7 @@ _taken = 0
 
 
 def random_bytes(count: int) -> bytes:
-    """`count` bytes from the OS's random source (at most the pool's size)."""
+    """`count` fresh bytes from the OS's random source."""
     global _pool, _taken
     with _lock:
         if _taken + count > len(_pool):

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.billing import events
@@ -28,6 +27,7 @@ from payport.billing.models import (
     Subscription,
 )
 from payport.billing.states import InvoiceStatus, check_invoice_move
+from payport.db import dialect_insert
 from payport.ledger import accounts
 from payport.ledger import service as ledger
 from payport.ledger.billing_entries import invoice_paid
@@ -42,10 +42,10 @@ async def next_number(session: AsyncSession, issued_at: datetime) -> str:
     """`INV-2026-000123`: one sequence per year, incremented under the row's lock in the
     caller's transaction, so a rolled-back invoice gives its number back."""
     prefix = f"INV-{issued_at.year}"
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = cast(Table, InvoiceSequence.__table__)
-    upsert = insert(table).values(prefix=prefix, last_value=1)
+    upsert = dialect_insert(session.get_bind().dialect.name)(table).values(
+        prefix=prefix, last_value=1
+    )
     statement = upsert.on_conflict_do_update(
         index_elements=["prefix"], set_={"last_value": table.c.last_value + 1}
     ).returning(table.c.last_value)

@@ -16,16 +16,16 @@ postings and balance changes: re-applying a transition posts nothing twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, event, insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from payport.db import utcnow
+from payport.db import dialect_insert, utcnow
 from payport.ledger.drafts import Draft
 from payport.ledger.models import LedgerBalance, LedgerEntry, LedgerPosting
 
@@ -86,21 +86,24 @@ def _first_per_cause(drafts: Iterator[Draft]) -> list[Draft]:
     return list(seen.values())
 
 
-def _insert_for(dialect: str) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT (both databases speak it)."""
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+# Each statement is built once (per dialect, see `dialect_insert`) and executed with a
+# list of rows (executemany), which SQLAlchemy batches into multi-row statements within
+# each driver's limits.
+_INSERT_POSTINGS = insert(POSTINGS)
 
 
+@functools.cache
 def _new_entries(dialect: str) -> Any:
     return (
-        _insert_for(dialect)(ENTRIES)
+        dialect_insert(dialect)(ENTRIES)
         .on_conflict_do_nothing(index_elements=["cause"])
         .returning(ENTRIES.c.id, ENTRIES.c.cause)
     )
 
 
+@functools.cache
 def _balance_changes(dialect: str) -> Any:
-    statement = _insert_for(dialect)(BALANCES)
+    statement = dialect_insert(dialect)(BALANCES)
     return statement.on_conflict_do_update(
         index_elements=["account", "currency", "bucket"],
         set_={
@@ -110,21 +113,6 @@ def _balance_changes(dialect: str) -> Any:
     )
 
 
-# Each statement is built once per dialect (building one, and deriving its cache key,
-# costs more of SQLAlchemy's CPU than running it) and executed with a list of rows
-# (executemany), which SQLAlchemy batches into multi-row statements within each
-# driver's limits.
-_STATEMENTS = {
-    dialect: (_new_entries(dialect), insert(POSTINGS), _balance_changes(dialect))
-    for dialect in ("postgresql", "sqlite")
-}
-
-
-def _statements(session: Session) -> tuple[Any, Any, Any]:
-    """(new entries, postings, balance changes) in the session's dialect."""
-    return _STATEMENTS[session.get_bind().dialect.name]
-
-
 def _insert_entries(session: Session, drafts: Sequence[Draft]) -> dict[str, int]:
     """Insert the entries not already there; their ids by cause."""
     now = utcnow()
@@ -132,7 +120,7 @@ def _insert_entries(session: Session, drafts: Sequence[Draft]) -> dict[str, int]
         {"cause": d.cause, "kind": d.kind.value, "payment_id": d.payment_id, "created_at": now}
         for d in drafts
     ]
-    statement = _statements(session)[0]
+    statement = _new_entries(session.get_bind().dialect.name)
     return {cause: entry_id for entry_id, cause in session.execute(statement, rows)}
 
 
@@ -148,7 +136,7 @@ def _insert_postings(session: Session, drafts: Sequence[Draft], ids: dict[str, i
         for draft in drafts
         for line in draft.lines
     ]
-    session.execute(_statements(session)[1], rows)
+    session.execute(_INSERT_POSTINGS, rows)
 
 
 def _apply_to_balances(session: Session, drafts: Sequence[Draft]) -> None:
@@ -164,4 +152,4 @@ def _apply_to_balances(session: Session, drafts: Sequence[Draft]) -> None:
         {"account": a, "currency": c, "bucket": b, "balance_minor": amount, "payment_count": n}
         for (a, c, b), (amount, n) in sorted(deltas.items())
     ]
-    session.execute(_statements(session)[2], rows)
+    session.execute(_balance_changes(session.get_bind().dialect.name), rows)

@@ -38,9 +38,10 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from payport.db import dialect_insert
 from payport.usage.models import UsageRecord, UsageRecordCount, UsageRollup
 
 HOUR = timedelta(hours=1)
@@ -151,11 +152,6 @@ def _just_inserted(dialect: str) -> ColumnElement[bool]:
 @functools.cache
 def _fold_inserted(dialect: str) -> Any:
     return _upsert_rollups(dialect, _folded(dialect, _just_inserted(dialect)))
-
-
-def dialect_insert(dialect: str) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT (both databases speak it)."""
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def _larger(dialect: str, a: Any, b: Any) -> ColumnElement[Any]:

@@ -19,6 +19,7 @@ sees the new period (PostgreSQL; SQLite serializes writers anyway).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from payport.billing.clock import Clock, new_id, time_of
 from payport.billing.models import InvoiceLine, Plan, Subscription
 from payport.billing.schemas import InvalidRequest, as_utc
 from payport.billing.states import SubscriptionStatus
+from payport.db import dialect_insert
 from payport.errors import InvalidStatus, NotFound, PayportError
 from payport.usage import rollups
 from payport.usage.models import Aggregation, MeteredPrice, UsageRecord
@@ -152,14 +154,21 @@ async def record_usage(
     return Ingested(accepted=len(inserted), duplicates=len(rows) - len(inserted))
 
 
+@functools.cache
+def _insert_new_records(dialect: str) -> Any:
+    table = cast(Table, UsageRecord.__table__)
+    return (
+        dialect_insert(dialect)(table)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(table.c.id)
+    )
+
+
 async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the records whose event id is new; the ids of those inserted."""
-    insert = rollups.dialect_insert(session.get_bind().dialect.name)
-    table = cast(Table, UsageRecord.__table__)
-    # executemany: one cached statement, batched by SQLAlchemy's insertmanyvalues.
-    statement = (
-        insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id)
-    )
+    # executemany: one statement, built once per dialect, batched by SQLAlchemy's
+    # insertmanyvalues.
+    statement = _insert_new_records(session.get_bind().dialect.name)
     return list((await session.scalars(statement, rows)).all())
 
 

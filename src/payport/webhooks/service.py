@@ -8,6 +8,7 @@ object is fetched again and its current state applied, so order doesn't matter.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -16,11 +17,10 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import Integer, Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payport.coalesce import Coalescer
-from payport.db import Database, padded, sql_literal, utcnow
+from payport.db import Database, dialect_insert, padded, sql_literal, utcnow
 from payport.errors import InvalidPayload
 from payport.messaging.dispatch import KeyedDispatcher
 from payport.payments import repository as payments
@@ -121,12 +121,13 @@ def _data_object(document: Any) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-_INSERT_NEW_EVENTS = {
-    name: dialect.insert(_EVENTS)
-    .on_conflict_do_nothing(index_elements=["event_id"])
-    .returning(_EVENTS.c.event_id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+@functools.cache
+def _insert_new_events(dialect: str) -> Any:
+    return (
+        dialect_insert(dialect)(_EVENTS)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(_EVENTS.c.event_id)
+    )
 
 
 async def record_events(
@@ -151,7 +152,7 @@ async def record_events(
     }
     # Rows as executemany parameters, not .values(rows): one statement, built once per
     # dialect and compiled once, instead of a new one for every batch size.
-    statement = _INSERT_NEW_EVENTS[session.get_bind().dialect.name]
+    statement = _insert_new_events(session.get_bind().dialect.name)
     inserted = set((await session.execute(statement, list(rows.values()))).scalars())
     new: list[bool] = []
     for parsed, _body in events:
